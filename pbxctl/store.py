@@ -1,0 +1,134 @@
+"""The PostgreSQL store (psycopg 3 + psycopg_pool). Keyword-only, typed; every wait bounded."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .errors import StoreUnavailable
+
+log = logging.getLogger("pbxctl.store")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    conninfo: str
+    min_size: int = 1
+    max_size: int = 8
+    connect_timeout: float = 3.0
+    statement_timeout_ms: int = 2000
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    out = []
+    for entry in resources.files("pbxctl.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+class Store:
+    """``open()`` creates the pool (no I/O in the constructor); ``close()`` ends it."""
+
+    def __init__(self, *, config: StoreConfig) -> None:
+        self.config = config
+        self._pool: ConnectionPool | None = None
+
+    def open(self, *, wait: bool = True) -> None:
+        opts = f"-c statement_timeout={self.config.statement_timeout_ms}"
+        self._pool = ConnectionPool(
+            self.config.conninfo,
+            min_size=self.config.min_size,
+            max_size=self.config.max_size,
+            kwargs={"options": opts, "autocommit": True,
+                    "connect_timeout": max(1, int(self.config.connect_timeout))},
+            timeout=self.config.connect_timeout,
+            reconnect_timeout=0,
+            open=False,
+            name="pbxctl",
+        )
+        self._pool.open(wait=False)
+        if wait:
+            try:
+                self._pool.wait(timeout=self.config.connect_timeout)
+            except PoolTimeout as exc:
+                self.close()
+                raise StoreUnavailable(
+                    f"PostgreSQL not reachable within {self.config.connect_timeout:g}s "
+                    f"({self.config.conninfo})", hint="is the database running? `pbxctl lab up`",
+                ) from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close(timeout=5.0)
+            self._pool = None
+
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _conn(self) -> ConnectionPool:
+        if self._pool is None:
+            raise StoreUnavailable("store is not open")
+        return self._pool
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Run one parameterised statement (values never formatted into SQL)."""
+        try:
+            with self._conn().connection(timeout=self.config.connect_timeout) as conn:
+                cur = conn.execute(sql, params)
+                return list(cur.fetchall()) if cur.description else []
+        except PoolTimeout as exc:
+            raise StoreUnavailable("no database connection available in time",
+                                   hint="check PostgreSQL") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"database error: {exc}".splitlines()[0],
+                                   hint="check PostgreSQL") from exc
+
+    # -- schema ---------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply pending migrations, each in its own transaction; returns those applied."""
+        applied: list[str] = []
+        with self._conn().connection(timeout=self.config.connect_timeout) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         "version int PRIMARY KEY, name text NOT NULL, "
+                         "applied_at timestamptz NOT NULL DEFAULT now())")
+            # One migrator at a time, whoever else runs `pbxctl db migrate`.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(7233001)")
+                done = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
+                for version, name, sql in _migrations():
+                    if version in done:
+                        continue
+                    with conn.transaction():
+                        conn.execute(sql.encode())
+                        conn.execute("INSERT INTO schema_migrations (version, name) "
+                                     "VALUES (%s, %s)", (version, name))
+                    applied.append(name)
+        return applied
+
+    def schema_version(self) -> int:
+        rows = self.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        value = rows[0][0]
+        assert isinstance(value, int)
+        return value
+
+    # -- call log -------------------------------------------------------------
+    def record_agi_call(self, *, uniqueid: str, route: str, dnid: str, caller: str,
+                        outcome: str) -> None:
+        self.execute("INSERT INTO agi_calls (uniqueid, route, dnid, caller, outcome) "
+                     "VALUES (%s, %s, %s, %s, %s)", (uniqueid, route, dnid, caller, outcome))
+
+    def agi_calls(self, *, limit: int = 100) -> list[dict[str, object]]:
+        rows = self.execute("SELECT uniqueid, route, dnid, caller, outcome FROM agi_calls "
+                            "ORDER BY id DESC LIMIT %s", (limit,))
+        keys = ("uniqueid", "route", "dnid", "caller", "outcome")
+        return [dict(zip(keys, r, strict=True)) for r in rows]

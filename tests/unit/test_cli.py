@@ -1,0 +1,87 @@
+"""The CLI in-process: exit codes and messages come from one mapping."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from pbxctl.cli import main
+from pbxctl.errors import LabStateError, MissingDependencyError, PortInUseError
+from pbxctl.netutil import require_free, require_loopback
+from pbxctl.procs import require_binary
+
+
+def run(*argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), environ=environ or {}, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_version() -> None:
+    code, out, _ = run("version")
+    assert code == 0 and out.startswith("pbxctl ")
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--help")[0] == 0
+    assert "lab" in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error() -> None:
+    code, _, err = run()
+    assert code == 2 and "NOUN" in err
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert run("frobnicate")[0] == 2
+
+
+def test_lab_down_without_lab_maps_to_its_exit_code(tmp_path: Path) -> None:
+    code, _, err = run("lab", "down", environ={"PBXCTL_LAB_DIR": str(tmp_path / "none")})
+    assert code == LabStateError.exit_code
+    assert "pbxctl: error: no lab in" in err and "hint:" in err
+    assert "Traceback" not in err
+
+
+def test_verbose_adds_traceback(tmp_path: Path) -> None:
+    code, _, err = run("-v", "lab", "down", environ={"PBXCTL_LAB_DIR": str(tmp_path / "none")})
+    assert code == LabStateError.exit_code and "Traceback" in err
+
+
+def test_lab_status_when_down(tmp_path: Path) -> None:
+    code, out, _ = run("lab", "status", "--json", environ={"PBXCTL_LAB_DIR": str(tmp_path)})
+    assert code == 3 and '"up": false' in out
+
+
+def test_db_migrate_unreachable_database_is_one_line() -> None:
+    code, _, err = run("db", "migrate", "--dsn",
+                       "host=127.0.0.1 port=1 dbname=x user=x connect_timeout=1")
+    assert code == 9, err
+    assert err.count("\n") == 2 and "PostgreSQL not reachable" in err
+
+
+def test_missing_binary_says_make_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(MissingDependencyError) as exc:
+        require_binary("sipp")
+    assert "make setup" in str(exc.value)
+
+
+def test_occupied_port_is_reported() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"127.0.0.1:{port} is already in use"):
+            require_free("127.0.0.1", port, what="test")
+
+
+def test_sandbox_refuses_non_loopback() -> None:
+    from pbxctl.errors import InputError
+
+    with pytest.raises(InputError, match="not a loopback"):
+        require_loopback("10.0.0.1")
