@@ -43,7 +43,7 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
 
     root = lab_dir(dict(env.environ))
     progress = (lambda _m: None) if args.json else (lambda m: env.err.print(f"  [green]✓[/] {m}"))
-    state = lab_up(root, progress=progress)
+    state = lab_up(root, progress=progress, asterisk_bin=env.environ.get("PBXCTL_ASTERISK_BIN"))
     if args.json:
         env.stdout.write(json.dumps({"root": state.root, "pg": state.pg,
                                      "asterisk": state.asterisk, "agi": state.agi,
@@ -211,6 +211,8 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         err_stream.write(f"pbxctl: error: {exc.message}\n")
         if exc.hint:
             err_stream.write(f"pbxctl: hint: {exc.hint}\n")
+        if exc.detail:
+            err_stream.write("".join(f"    | {line}\n" for line in exc.detail.splitlines()))
         return exc.exit_code
     except KeyboardInterrupt:
         err_stream.write("pbxctl: interrupted\n")

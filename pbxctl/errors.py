@@ -11,10 +11,11 @@ class PbxctlError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.detail = detail  # e.g. a log tail: shown below the one-line error, indented
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"

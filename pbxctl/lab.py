@@ -24,7 +24,7 @@ from .errors import LabStateError, ServiceStartError
 from .fsutil import atomic_write
 from .netutil import free_port, tcp_accepts
 from .procs import pid_alive, spawn, stop_pid, tail, wait_pid_gone
-from .sandbox.asterisk import AsteriskInstance
+from .sandbox.asterisk import AsteriskInstance, find_asterisk
 from .sandbox.postgres import PostgresCluster, find_pg_bindir
 from .sandbox.sipp import SippProcess, pcap, scenario_path
 from .store import Store, StoreConfig
@@ -78,14 +78,14 @@ def _start_agi_server(root: Path, conninfo: str, progress: Progress) -> dict[str
     while not tcp_accepts("127.0.0.1", port):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_pid(proc.pid)
-            raise ServiceStartError(f"FastAGI server did not come up:\n{tail(log)}",
-                                    hint=f"see {log}")
+            raise ServiceStartError("FastAGI server did not come up", hint=f"see {log}",
+                                    detail=tail(log))
         time.sleep(0.05)
     progress(f"FastAGI server listening on 127.0.0.1:{port} (pid {proc.pid})")
     return {"pid": proc.pid, "host": "127.0.0.1", "port": port, "log": str(log)}
 
 
-def lab_up(root: Path, *, progress: Progress) -> LabState:
+def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None) -> LabState:
     existing = LabState.load(root)
     if existing is not None:
         if any(pid_alive(p) for p in existing.pids()):
@@ -94,16 +94,21 @@ def lab_up(root: Path, *, progress: Progress) -> LabState:
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     state = LabState(root=str(root))
+    state.save()
     try:
-        _bring_up(state, root, progress)
+        _bring_up(state, root, progress, asterisk_bin)
     except BaseException:
-        progress("start-up failed: stopping what was started")
-        lab_down(root, progress=progress, keep_files=True)
+        progress("start-up failed: stopping what was started (files kept for inspection)")
+        try:
+            lab_down(root, progress=progress, keep_files=True)
+        except LabStateError as cleanup:  # never mask the error that made us stop
+            progress(f"cleanup: {cleanup}")
         raise
     return state
 
 
-def _bring_up(state: LabState, root: Path, progress: Progress) -> None:
+def _bring_up(state: LabState, root: Path, progress: Progress, asterisk_bin: str | None) -> None:
+    binary = find_asterisk(path=asterisk_bin)  # fail before starting anything if it is missing
     pg = PostgresCluster(root=root / "pg")
     state.pg = {"datadir": str(pg.datadir), "log": str(pg.log_path)}
     state.save()
@@ -125,7 +130,7 @@ def _bring_up(state: LabState, root: Path, progress: Progress) -> None:
                                             agi_host=state.agi["host"],
                                             agi_port=state.agi["port"],
                                             pstn_address="127.0.0.1"))
-    ast = AsteriskInstance(name="hz-gw", root=root / "hz-gw", configs=configs)
+    ast = AsteriskInstance(name="hz-gw", root=root / "hz-gw", configs=configs, binary=binary)
     record: dict[str, Any] = {"name": "hz-gw", "root": str(ast.root), "conf": str(ast.conf_path)}
     state.asterisk.append(record)
     state.save()

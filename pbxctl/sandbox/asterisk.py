@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import subprocess
 import time
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..asterisk_modules import QUIET_STUBS, modules_for
-from ..errors import CommandFailed, ServiceStartError, WaitTimeout
+from ..errors import CommandFailed, MissingDependencyError, ServiceStartError, WaitTimeout
 from ..fsutil import atomic_write
 from ..netutil import free_port, require_free, require_loopback
 from ..procs import require_binary, spawn, stop_pid, tail, wait_pid_gone
@@ -51,11 +52,17 @@ class AsteriskBinary:
     major: int
 
 
-def find_asterisk(major: int = 16) -> AsteriskBinary:
-    """Locate the Asterisk build for ``major`` (Debian 11's 16 lives in /usr)."""
+def find_asterisk(major: int = 16, *, path: str | None = None) -> AsteriskBinary:
+    """Locate the Asterisk build for ``major`` (Debian 11's 16 lives in /usr); ``path``
+    overrides the binary (``PBXCTL_ASTERISK_BIN``)."""
     if major != 16:
         raise ServiceStartError(f"Asterisk {major} is not supported by this build of pbxctl yet")
-    path = require_binary("asterisk", hint=ASTERISK_HINT, search=("/usr/sbin/asterisk",))
+    if path is not None:
+        if not os.access(path, os.X_OK):
+            raise MissingDependencyError(f"Asterisk binary {path} not found or not executable",
+                                         hint=ASTERISK_HINT)
+    else:
+        path = require_binary("asterisk", hint=ASTERISK_HINT, search=("/usr/sbin/asterisk",))
     moddir = "/usr/lib/asterisk/modules"
     if not Path(moddir, "chan_pjsip.so").exists():
         raise ServiceStartError(f"Asterisk modules missing in {moddir}", hint=ASTERISK_HINT)
@@ -138,14 +145,15 @@ class AsteriskInstance:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 raise ServiceStartError(
-                    f"Asterisk {self.name} exited during boot (code {self._proc.returncode}):\n"
-                    f"{self._log_tail()}",
-                    hint="fix the config named above; logs under " + str(self.root / "log"),
+                    f"Asterisk {self.name} exited during boot (code {self._proc.returncode})",
+                    hint="fix what its log names; logs under " + str(self.root / "log"),
+                    detail=self._log_tail(),
                 )
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimeout(
-                    f"Asterisk {self.name} not fully booted after {timeout:g}s:\n{self._log_tail()}"
+                    f"Asterisk {self.name} not fully booted after {timeout:g}s",
+                    hint="see its log under " + str(self.root / "log"), detail=self._log_tail(),
                 )
             try:
                 self.cli("core waitfullybooted", timeout=min(left, 5.0))

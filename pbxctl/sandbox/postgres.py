@@ -99,8 +99,8 @@ class PostgresCluster:
         if res.returncode != 0:
             out = (res.stdout + res.stderr).decode(errors="replace").strip().splitlines()[-8:]
             raise ServiceStartError(
-                f"PostgreSQL {what} failed: " + " | ".join(out) + "\n" + tail(self.log_path, 8),
-                hint=f"see {self.log_path}",
+                f"PostgreSQL {what} failed: " + " | ".join(line for line in out if line),
+                hint=f"see {self.log_path}", detail=tail(self.log_path, 8),
             )
 
     def start(self, *, timeout: float = 60.0) -> PgEndpoint:

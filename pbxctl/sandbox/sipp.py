@@ -144,8 +144,9 @@ class SippProcess:
 
     def _result(self, code: int) -> SippResult:
         if code in (255, 254) or code < 0:  # -1 / -2: fatal error, socket bind error
-            raise ServiceStartError(f"SIPp failed to run (exit {code}): {tail(self.out_file, 5)}",
-                                    hint="a port may be taken; see " + str(self.out_file))
+            raise ServiceStartError(f"SIPp failed to run (exit {code})",
+                                    hint="a port may be taken; see " + str(self.out_file),
+                                    detail=tail(self.out_file, 5))
         stats = _parse_stats(self.stat_file)
 
         def num(key: str) -> int:
