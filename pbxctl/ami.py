@@ -94,8 +94,9 @@ class AmiClient:
     """Connect with ``connect()``; close with ``close()`` (or use ``with``)."""
 
     def __init__(self, *, host: str, port: int, username: str, secret: str,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, source: str | None = None) -> None:
         self.host, self.port = host, port
+        self.source = source  # local address to connect from (manager.conf permits by source)
         self._username, self._secret = username, secret
         self.timeout = timeout
         self._sock: socket.socket | None = None
@@ -109,7 +110,9 @@ class AmiClient:
     # -- connection -----------------------------------------------------------
     def connect(self) -> None:
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock = socket.create_connection(
+                (self.host, self.port), timeout=self.timeout,
+                source_address=(self.source, 0) if self.source else None)
         except OSError as exc:
             raise ServiceStartError(f"AMI {self.host}:{self.port} unreachable: {exc}",
                                     hint="is Asterisk running with manager enabled?") from exc
@@ -177,7 +180,9 @@ class AmiClient:
             key, sep, value = line.partition(":")
             if not sep:
                 continue
-            key, value = key.strip(), value.strip()
+            key = key.strip()
+            # Command output keeps its indentation (parsers of CLI tables depend on it).
+            value = value[1:] if key == "Output" and value.startswith(" ") else value.strip()
             # Repeated keys (Output:, ChanVariable:) are joined, not lost.
             msg[key] = f"{msg[key]}\n{value}" if key in msg else value
         return msg

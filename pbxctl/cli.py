@@ -14,7 +14,8 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -126,6 +127,102 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
     return 0 if left == 0 else 1
 
 
+# -- provision ---------------------------------------------------------------------------------
+def _load(args: argparse.Namespace) -> tuple[Any, Any]:
+    from provisioning.inventory import load_inventory
+    from provisioning.secrets import ensure_secrets, secrets_path
+
+    inv = load_inventory(Path(args.inventory))
+    if args.site:
+        try:
+            inv.site(args.site)
+        except KeyError:
+            raise UsageError(f"no site {args.site!r} in {args.inventory}",
+                             hint="sites: " + ", ".join(s.name for s in inv.sites())) from None
+    secrets = ensure_secrets(inv, Path(args.secrets) if args.secrets
+                             else secrets_path(Path(args.inventory)))
+    return inv, secrets
+
+
+def cmd_provision_validate(args: argparse.Namespace, env: Env) -> int:
+    from provisioning.inventory import load_inventory
+
+    inv = load_inventory(Path(args.inventory))
+    sites = [s.name for s in inv.sites()]
+    summary = {"province": inv.province.code, "prefectures": len(inv.prefectures),
+               "counties": len(inv.counties), "seats": len(inv.all_seats()), "sites": sites}
+    if args.json:
+        env.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+    else:
+        env.out.print(f"{args.inventory}: valid — {len(inv.prefectures)} prefectures, "
+                      f"{len(inv.counties)} counties, {len(inv.all_seats())} seats, "
+                      f"{len(sites)} sites")
+    return 0
+
+
+def cmd_provision_render(args: argparse.Namespace, env: Env) -> int:
+    from provisioning.render_asterisk import render_all
+
+    from .fsutil import atomic_write
+
+    inv, secrets = _load(args)
+    out = Path(args.out)
+    rendered = render_all(inv, secrets, site=args.site)
+    count = 0
+    for site, files in rendered.items():
+        for name, f in files.items():
+            atomic_write(out / site / name, f.text)
+            count += 1
+    env.out.print(f"rendered {count} files for {len(rendered)} site(s) into {out}")
+    return 0
+
+
+def cmd_provision_diff(args: argparse.Namespace, env: Env) -> int:
+    from provisioning.deploy import plan, unified_diff
+    from provisioning.render_asterisk import render_all
+
+    inv, secrets = _load(args)
+    changed = 0
+    for site, files in render_all(inv, secrets, site=args.site).items():
+        changes = plan(Path(args.target) / site / "etc", files)
+        changed += len(changes)
+        env.stdout.write(unified_diff(site, changes))
+    if not changed:
+        env.err.print("no differences")
+    return 1 if (changed and args.exit_code) else 0
+
+
+def cmd_provision_apply(args: argparse.Namespace, env: Env) -> int:
+    from provisioning.deploy import apply_site
+    from provisioning.expect import expected
+    from provisioning.render_asterisk import render_all
+    from provisioning.sandbox_site import site_ami
+
+    from .ami import AmiClient
+
+    inv, secrets = _load(args)
+    for site_name, files in render_all(inv, secrets, site=args.site).items():
+        site = inv.site(site_name)
+        ami = site_ami(site, secrets)
+        with AmiClient(host=ami.host, port=ami.port, username=ami.username, secret=ami.secret,
+                       source=args.ami_source) as client:
+
+            def run(cmd: str, client: AmiClient = client) -> str:
+                return "\n".join(client.command(cmd))
+
+            result = apply_site(site=site_name, root=Path(args.target) / site_name, files=files,
+                                run=run, want=expected(inv, site))
+        if result.changed:
+            env.out.print(f"{site_name}: applied {', '.join(result.changed)}; reloaded with "
+                          f"{'; '.join(result.reloads) or 'nothing'}")
+            if result.restart_needed:
+                env.out.print(f"{site_name}: restart needed for "
+                              f"{', '.join(result.restart_needed)}")
+        else:
+            env.out.print(f"{site_name}: up to date")
+    return 0
+
+
 # -- db ----------------------------------------------------------------------------------------
 def cmd_db_migrate(args: argparse.Namespace, env: Env) -> int:
     from .store import Store, StoreConfig
@@ -176,6 +273,33 @@ def build_parser() -> argparse.ArgumentParser:
     mig = db.add_parser("migrate", help="apply pending schema migrations")
     mig.add_argument("--dsn", required=True)
     mig.set_defaults(func=cmd_db_migrate)
+
+    prov = nouns.add_parser("provision", help="inventory → validated model → PBX configs")
+    pv = prov.add_subparsers(dest="verb", metavar="VERB")
+
+    def inv_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("inventory", help="the province inventory YAML")
+        sp.add_argument("--site", help="only this site (e.g. hz-gw)")
+        sp.add_argument("--secrets", help="secrets file (default: INVENTORY.secrets.yaml)")
+
+    v = pv.add_parser("validate", help="check the inventory; every problem with file:line")
+    v.add_argument("inventory")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_provision_validate)
+    r = pv.add_parser("render", help="write one config directory per site")
+    inv_args(r)
+    r.add_argument("--out", required=True, help="output directory")
+    r.set_defaults(func=cmd_provision_render)
+    d = pv.add_parser("diff", help="unified diff against what is deployed")
+    inv_args(d)
+    d.add_argument("--target", required=True, help="deployment root: TARGET/<site>/etc")
+    d.add_argument("--exit-code", action="store_true", help="exit 1 when there are differences")
+    d.set_defaults(func=cmd_provision_diff)
+    a = pv.add_parser("apply", help="write atomically, reload, verify; roll back on failure")
+    inv_args(a)
+    a.add_argument("--target", required=True, help="deployment root: TARGET/<site>/etc")
+    a.add_argument("--ami-source", help="local address to reach AMI from (must be permitted)")
+    a.set_defaults(func=cmd_provision_apply)
 
     ver = nouns.add_parser("version", help="print the version")
     ver.set_defaults(func=cmd_version)

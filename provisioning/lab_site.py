@@ -24,8 +24,8 @@ class GatewayParams:
 
 def gateway_configs(p: GatewayParams) -> dict[str, str]:
     return {
-        "pjsip.conf": render("lab_pjsip.conf.j2", address=p.address, sip_port=p.sip_port,
+        "pjsip.conf": render("asterisk/lab_pjsip.conf.j2", address=p.address, sip_port=p.sip_port,
                              pstn_address=p.pstn_address),
-        "extensions.conf": render("lab_gateway.conf.j2", agi_host=p.agi_host,
+        "extensions.conf": render("asterisk/lab_gateway.conf.j2", agi_host=p.agi_host,
                                   agi_port=p.agi_port, local_prompt=p.local_prompt),
     }

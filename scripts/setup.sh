@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv="$here/.venv"
 log=$(mktemp /tmp/pbxctl-setup.XXXXXX.log)
 apt_src=/etc/apt/sources.list.d/pbxctl-bullseye.sources
-debs=(asterisk asterisk-modules asterisk-config asterisk-core-sounds-en-gsm
+debs=(asterisk asterisk-modules asterisk-config asterisk-core-sounds-en-gsm asterisk-moh-opsound-gsm
       sip-tester espeak-ng sox postgresql iproute2 procps)
 
 step() { printf '==> %s\n' "$*"; }

@@ -128,3 +128,53 @@ def ami_of() -> Iterator[AmiOf]:
     yield connect
     for client in clients:
         client.close()
+
+
+# -- provisioning fixtures -------------------------------------------------------------------
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def small_inventory_path(tmp_path: Path) -> Path:
+    """The small inventory with its fixed test secrets copied beside it at mode 0600."""
+    dst = tmp_path / "small"
+    shutil.copytree(DATA / "small", dst)
+    secrets = dst / "province.secrets.yaml"
+    (dst / "secrets.yaml").rename(secrets)
+    secrets.chmod(0o600)
+    return dst / "province.yaml"
+
+
+SiteFactory = Callable[..., AsteriskInstance]
+
+
+@pytest.fixture
+def site_factory(short_tmp: Path) -> Iterator[SiteFactory]:
+    """Boot rendered sites of an inventory in sandboxes (each on its inventory addresses)."""
+    from provisioning.model import Inventory
+    from provisioning.render_asterisk import RenderedFile, render_site
+    from provisioning.sandbox_site import sandbox_for
+    from provisioning.secrets import Secrets
+
+    started: list[AsteriskInstance] = []
+
+    def make(inv: Inventory, secrets: Secrets, name: str,
+             files: dict[str, RenderedFile] | None = None) -> AsteriskInstance:
+        site = inv.site(name)
+        ast = sandbox_for(site, files or render_site(inv, site, secrets), secrets,
+                          short_tmp / name)
+        started.append(ast)
+        ast.start()
+        return ast
+
+    yield make
+    for ast in started:
+        ast.stop()
+
+
+def management_ami(ast: AsteriskInstance, source: str) -> AmiClient:
+    """AMI of a rendered site, connecting from an address its manager.conf permits."""
+    assert ast.ami is not None
+    client = AmiClient(**asdict(ast.ami), source=source)
+    client.connect()
+    return client

@@ -73,7 +73,9 @@ class AsteriskInstance:
     """One sandboxed Asterisk. Construct, then ``start()``; always ``stop()`` (or use ``with``).
 
     ``configs`` maps file name → text for the site (pjsip.conf, extensions.conf, ...). The
-    instance owns asterisk.conf, modules.conf, logger.conf and manager.conf; empty stubs fill in
+    instance always owns asterisk.conf (its directories live under ``root``); it writes
+    modules.conf, logger.conf and manager.conf only when ``configs`` has none (a rendered site
+    brings its own, and then ``ami`` must say where its manager listens). Empty stubs fill in
     the small files the core would otherwise complain about.
     """
 
@@ -85,6 +87,7 @@ class AsteriskInstance:
         configs: Mapping[str, str],
         address: str = "127.0.0.1",
         ami_port: int | None = None,
+        ami: AmiEndpoint | None = None,
         binary: AsteriskBinary | None = None,
         extra_modules: Sequence[str] = (),
         verbose_log: bool = False,
@@ -94,6 +97,9 @@ class AsteriskInstance:
         self.address = require_loopback(address)
         self._configs = dict(configs)
         self._requested_ami_port = ami_port
+        if "manager.conf" in configs and ami is None:
+            raise ValueError("configs bring their own manager.conf: pass ami= to reach it")
+        self._given_ami = ami
         self._binary = binary
         self._extra_modules = tuple(extra_modules)
         self._verbose_log = verbose_log
@@ -126,9 +132,12 @@ class AsteriskInstance:
     def start(self, *, timeout: float = 30.0) -> None:
         binary = self._binary or find_asterisk()
         self._binary = binary
-        ami_port = self._requested_ami_port or free_port(self.address)
-        require_free(self.address, ami_port, what=f"Asterisk {self.name} AMI")
-        self.ami = AmiEndpoint(self.address, ami_port, "pbxctl", secrets.token_hex(16))
+        if self._given_ami is not None:
+            self.ami = self._given_ami
+        else:
+            ami_port = self._requested_ami_port or free_port(self.address)
+            self.ami = AmiEndpoint(self.address, ami_port, "pbxctl", secrets.token_hex(16))
+        require_free(self.ami.host, self.ami.port, what=f"Asterisk {self.name} AMI")
         self._write_configs(binary)
         argv = [binary.path, "-C", str(self.conf_path), "-f", "-n", "-g"]
         self._proc = spawn(argv, log_path=self.stdout_log)
@@ -240,11 +249,12 @@ class AsteriskInstance:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {stub: "" for stub in QUIET_STUBS}
         files["indications.conf"] = _INDICATIONS
-        files.update(self._configs)
-        files["asterisk.conf"] = self._asterisk_conf(binary)
         files["modules.conf"] = self._modules_conf(binary.major)
         files["logger.conf"] = self._logger_conf()
-        files["manager.conf"] = self._manager_conf()
+        if self._given_ami is None:
+            files["manager.conf"] = self._manager_conf()
+        files.update(self._configs)
+        files["asterisk.conf"] = self._asterisk_conf(binary)
         for name, text in sorted(files.items()):
             atomic_write(self.etc / name, text)
 
@@ -272,6 +282,8 @@ class AsteriskInstance:
 
     def _modules_conf(self, major: int) -> str:
         mods = modules_for(major) + self._extra_modules
+        if "modules.conf" in self._configs and self._extra_modules:
+            raise ValueError("extra_modules cannot be combined with a given modules.conf")
         # require = : a module that fails to load stops the boot instead of failing silently.
         lines = ["[modules]", "autoload = no"]
         lines += [f"require = {m}.so" for m in mods]

@@ -42,7 +42,7 @@ def test_conf_value_refuses_line_breakers(bad: str) -> None:
 
 def test_templates_use_strict_undefined() -> None:
     with pytest.raises(jinja2.UndefinedError):
-        render("lab_gateway.conf.j2", agi_host="127.0.0.1")
+        render("asterisk/lab_gateway.conf.j2", agi_host="127.0.0.1")
 
 
 def test_gateway_dialplan_checks_agistatus_and_our_status() -> None:

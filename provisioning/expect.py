@@ -1,0 +1,69 @@
+"""What a site must show once running, derived from the model alone (not from the renderer),
+so tests and `apply` can check that Asterisk holds exactly what the inventory says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import PATHS, Inventory, Site
+
+
+@dataclass(frozen=True)
+class SiteExpectation:
+    endpoints: frozenset[str]
+    dialplan: dict[str, frozenset[str]]  # context → extensions
+    queues: dict[str, frozenset[str]]  # queue → member interfaces
+
+
+def expected(inv: Inventory, site: Site) -> SiteExpectation:
+    if site.role == "province":
+        seats = inv.all_seats()
+        trunks = {f"gw-{p.code.lower()}-{x}" for p in inv.prefectures for x in PATHS}
+        dialplan = {
+            "from-gateways": frozenset(p.queue for p in inv.prefectures),
+            "seats": frozenset(s.extension for s in seats),
+            "supervisors": frozenset(),
+        }
+        queues = {p.queue: frozenset(f"PJSIP/{a.id}" for a in p.agents) for p in inv.prefectures}
+        queues[inv.province.supervisor_queue] = frozenset(
+            f"PJSIP/{s.id}" for s in inv.province.supervisors)
+        return SiteExpectation(frozenset(trunks | {s.id for s in seats}), dialplan, queues)
+    pref = site.prefecture
+    assert pref is not None
+    if site.role == "gateway":
+        eps = {"pstn"} | {f"province-{x}" for x in PATHS} | {f"lss-{x}" for x in PATHS}
+        dialplan = {
+            "from-pstn": frozenset([*pref.dids, "_X."]),
+            "pbxctl-inbound": frozenset(["s"]),
+            "pbxctl-route": frozenset(["s"]),
+            "pbxctl-survivable": frozenset(["s"]),
+            "from-trunk": frozenset(["_X."]),
+        }
+        return SiteExpectation(frozenset(eps), dialplan, {})
+    eps = {f"gw-{x}" for x in PATHS} | {a.id for a in pref.agents}
+    dialplan = {"from-gateway": frozenset([pref.lss_queue]),
+                "seats": frozenset(a.extension for a in pref.agents)}
+    queues = {pref.lss_queue: frozenset(f"PJSIP/{a.id}" for a in pref.agents)}
+    return SiteExpectation(frozenset(eps), dialplan, queues)
+
+
+def differences(want: SiteExpectation, endpoints: set[str], dialplan: dict[str, set[str]],
+                queues: dict[str, set[str]]) -> list[str]:
+    """Human-readable differences between what the model wants and what Asterisk shows."""
+    out = []
+    if endpoints != want.endpoints:
+        out.append(f"endpoints: missing {sorted(want.endpoints - endpoints)}, "
+                   f"unexpected {sorted(endpoints - want.endpoints)}")
+    got_dp = {k: frozenset(v) for k, v in dialplan.items()}
+    if got_dp != want.dialplan:
+        for ctx in sorted(set(got_dp) | set(want.dialplan)):
+            if got_dp.get(ctx) != want.dialplan.get(ctx):
+                out.append(f"dialplan context {ctx}: want {sorted(want.dialplan.get(ctx, []))}, "
+                           f"got {sorted(got_dp.get(ctx, []))}")
+    got_q = {k: frozenset(v) for k, v in queues.items()}
+    if got_q != want.queues:
+        for q in sorted(set(got_q) | set(want.queues)):
+            if got_q.get(q) != want.queues.get(q):
+                out.append(f"queue {q}: want {sorted(want.queues.get(q, []))}, "
+                           f"got {sorted(got_q.get(q, []))}")
+    return out

@@ -1,0 +1,452 @@
+"""Inventory YAML → validated :class:`~provisioning.model.Inventory`.
+
+Every problem is collected, then all are reported at once, each as ``file:line: field: what``.
+Values that would break a config line are refused here, before any renderer sees them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pbxctl.errors import InputError
+
+from .model import (
+    BusinessHours,
+    County,
+    Host,
+    Inventory,
+    Options,
+    Prefecture,
+    Province,
+    Seat,
+    SeatKind,
+)
+from .yamlsrc import Loc, LocDict, LocList, load_yaml
+
+CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+SEAT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+SECRET_REF = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+EXTENSION = re.compile(r"^[0-9]{3,6}$")
+DID = re.compile(r"^[0-9]{5,15}$")
+AREA_CODE = re.compile(r"^0[0-9]{2,3}$")
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+HHMM_CLOSE = re.compile(r"^(24:00|([01][0-9]|2[0-3]):[0-5][0-9])$")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# A display name goes into callerid "…" and queue member names: nothing that ends a value,
+# a line, a section or a list there.
+NAME_FORBIDDEN = re.compile(r'[\r\n\0\t;\[\],"<>\\()]')
+
+T = TypeVar("T")
+
+
+class InventoryError(InputError):
+    """All problems of an inventory; ``problems`` lists them one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        head = f"{len(problems)} problem(s) in the inventory"
+        super().__init__(head, hint="fix each file:line named below",
+                         detail="\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class _Checker:
+    problems: list[str] = field(default_factory=list)
+
+    def err(self, loc: Loc, path: str, msg: str) -> None:
+        self.problems.append(f"{loc}: {path}: {msg}")
+
+    # -- typed access -----------------------------------------------------------------------
+    def mapping(self, parent: LocDict, key: str, path: str, *, required: bool = True
+                ) -> LocDict | None:
+        value = parent.get(key)
+        if value is None:
+            if required:
+                self.err(parent.loc, path, "missing (a mapping is required)")
+            return None
+        if not isinstance(value, LocDict):
+            self.err(parent.loc_of(key), path, "must be a mapping")
+            return None
+        return value
+
+    def seq(self, parent: LocDict, key: str, path: str, *, required: bool = True) -> LocList:
+        value = parent.get(key)
+        if value is None:
+            if required:
+                self.err(parent.loc, path, "missing (a list is required)")
+            empty = LocList()
+            empty.loc, empty.item_locs = parent.loc, []
+            return empty
+        if not isinstance(value, LocList):
+            self.err(parent.loc_of(key), path, "must be a list")
+            empty = LocList()
+            empty.loc, empty.item_locs = parent.loc_of(key), []
+            return empty
+        return value
+
+    def text(self, parent: LocDict, key: str, path: str, pattern: re.Pattern[str] | None = None,
+             *, what: str = "", required: bool = True, default: str = "") -> str:
+        value = parent.get(key)
+        loc = parent.loc_of(key)
+        if value is None:
+            if required:
+                self.err(parent.loc, path, "missing")
+            return default
+        if isinstance(value, int) and not isinstance(value, bool) and pattern is not None:
+            self.err(loc, path, f"write it as a quoted string ('{value}' read as the number "
+                     f"{value}; YAML drops leading zeros and reads 0-prefixed digits as octal)")
+            return default
+        if not isinstance(value, str):
+            self.err(loc, path, f"must be a string, not {type(value).__name__}")
+            return default
+        if pattern is not None and not pattern.match(value):
+            self.err(loc, path, f"{value!r} is not {what or 'valid'}")
+            return default
+        return value
+
+    def name(self, parent: LocDict, key: str, path: str) -> str:
+        value = self.text(parent, key, path)
+        bad = NAME_FORBIDDEN.search(value)
+        if bad:
+            self.err(parent.loc_of(key), path,
+                     f"{value!r} contains {bad.group()!r}, which would break a config line")
+            return ""
+        if value and not value.strip():
+            self.err(parent.loc_of(key), path, "is blank")
+        if len(value) > 40:
+            self.err(parent.loc_of(key), path, "longer than 40 characters")
+        return value
+
+    def number(self, parent: LocDict, key: str, path: str, *, lo: float, hi: float,
+               default: T, kind: Callable[[Any], T]) -> T:
+        value = parent.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.err(parent.loc_of(key), path, f"must be a number, not {value!r}")
+            return default
+        if not lo <= value <= hi:
+            self.err(parent.loc_of(key), path, f"{value} is outside {lo:g}..{hi:g}")
+            return default
+        return kind(value)
+
+    def unknown_keys(self, d: LocDict, allowed: set[str], path: str) -> None:
+        for key in d:
+            if key not in allowed:
+                self.err(d.loc_of(key), f"{path}.{key}",
+                         f"unknown field (expected one of: {', '.join(sorted(allowed))})")
+
+    def network(self, parent: LocDict, key: str, path: str) -> IPv4Network | None:
+        value = self.text(parent, key, path)
+        if not value:
+            return None
+        try:
+            net = ip_network(value, strict=True)
+        except ValueError as exc:
+            self.err(parent.loc_of(key), path, f"not a network: {exc}")
+            return None
+        if not isinstance(net, IPv4Network):
+            self.err(parent.loc_of(key), path, "IPv4 only")
+            return None
+        return net
+
+    def address(self, parent: LocDict, key: str, path: str) -> IPv4Address | None:
+        value = self.text(parent, key, path)
+        if not value:
+            return None
+        try:
+            addr = ip_address(value)
+        except ValueError:
+            self.err(parent.loc_of(key), path, f"{value!r} is not an IPv4 address")
+            return None
+        if not isinstance(addr, IPv4Address):
+            self.err(parent.loc_of(key), path, "IPv4 only")
+            return None
+        return addr
+
+
+# Placeholders where a value was invalid: the problem is recorded and no model is returned.
+_NULL = IPv4Address("0.0.0.0")
+_NO_NET = IPv4Network("0.0.0.0/32")
+
+
+@dataclass
+class _Registry:
+    """Province-wide uniqueness: extensions, DIDs, seat ids, addresses, host names."""
+
+    seen: dict[tuple[str, str], Loc] = field(default_factory=dict)
+
+    def claim(self, c: _Checker, kind: str, value: str, loc: Loc, path: str) -> None:
+        if not value:
+            return
+        prev = self.seen.get((kind, value))
+        if prev is not None:
+            c.err(loc, path, f"duplicate {kind} {value!r} (first at {prev})")
+        else:
+            self.seen[(kind, value)] = loc
+
+
+def _host(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str,
+          nets: tuple[IPv4Network | None, IPv4Network | None], *, named: bool = True) -> Host:
+    d = c.mapping(parent, key, path)
+    if d is None:
+        return Host(key, _NULL, _NULL)
+    allowed = {"a", "b"} | ({"name"} if named else set())
+    c.unknown_keys(d, allowed, path)
+    name = c.text(d, "name", f"{path}.name", HOST_NAME, what="a host name (a-z, 0-9, -)") \
+        if named else key
+    if named:
+        reg.claim(c, "server name", name, d.loc_of("name"), f"{path}.name")
+    addrs: list[IPv4Address] = []
+    for link, net in zip(("a", "b"), nets, strict=True):
+        if link not in d:
+            c.err(d.loc, f"{path}.{link}", f"missing: every server needs an address on switch "
+                  f"{link.upper()} (dual links)")
+            addrs.append(_NULL)
+            continue
+        addr = c.address(d, link, f"{path}.{link}")
+        if addr is None:
+            addrs.append(_NULL)
+            continue
+        reg.claim(c, "address", str(addr), d.loc_of(link), f"{path}.{link}")
+        if net is not None and addr not in net:
+            c.err(d.loc_of(link), f"{path}.{link}",
+                  f"{addr} is outside switch {link.upper()}'s network {net}")
+        addrs.append(addr)
+    return Host(name, addrs[0], addrs[1])
+
+
+def _networks(c: _Checker, d: LocDict, path: str
+              ) -> tuple[IPv4Network | None, IPv4Network | None]:
+    nets = c.mapping(d, "networks", f"{path}.networks")
+    if nets is None:
+        return None, None
+    c.unknown_keys(nets, {"a", "b"}, f"{path}.networks")
+    if "b" not in nets or "a" not in nets:
+        missing = "b" if "a" in nets else "a"
+        c.err(nets.loc, f"{path}.networks.{missing}",
+              "missing: two switch networks (a and b) are required, one link only is not allowed")
+    a = c.network(nets, "a", f"{path}.networks.a") if "a" in nets else None
+    b = c.network(nets, "b", f"{path}.networks.b") if "b" in nets else None
+    if a is not None and b is not None and a.overlaps(b):
+        c.err(nets.loc_of("b"), f"{path}.networks.b", f"{b} overlaps switch A's network {a}")
+    return a, b
+
+
+def _seats(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str, kind: SeatKind,
+           home: str, owner: dict[str, str]) -> tuple[Seat, ...]:
+    out = []
+    items = c.seq(parent, key, path, required=False)
+    for i, item in enumerate(items):
+        p = f"{path}[{i}]"
+        if not isinstance(item, LocDict):
+            c.err(items.loc_of(i), p, "must be a mapping with id, name, extension")
+            continue
+        c.unknown_keys(item, {"id", "name", "extension"}, p)
+        sid = c.text(item, "id", f"{p}.id", SEAT_ID, what="a seat id (a-z, 0-9, -)")
+        name = c.name(item, "name", f"{p}.name")
+        ext = c.text(item, "extension", f"{p}.extension", EXTENSION, what="3-6 digits")
+        if sid and sid in owner:
+            c.err(item.loc_of("id"), f"{p}.id",
+                  f"seat {sid!r} is already a seat of {owner[sid]}: a seat serves one queue only")
+        elif sid:
+            owner[sid] = f"{kind} group {home}"
+        reg.claim(c, "seat id", sid, item.loc_of("id"), f"{p}.id")
+        reg.claim(c, "extension", ext, item.loc_of("extension"), f"{p}.extension")
+        out.append(Seat(sid, name, ext, kind, home))
+    return tuple(out)
+
+
+def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
+    if d is None:
+        return Options()
+    names = {f.name for f in fields(Options)}
+    c.unknown_keys(d, names, path)
+    dflt = Options()
+    return Options(
+        qualify_frequency=c.number(d, "qualify_frequency", f"{path}.qualify_frequency", lo=1,
+                                   hi=60, default=dflt.qualify_frequency, kind=int),
+        qualify_timeout=c.number(d, "qualify_timeout", f"{path}.qualify_timeout", lo=0.1, hi=10,
+                                 default=dflt.qualify_timeout, kind=float),
+        trunk_dial_timeout=c.number(d, "trunk_dial_timeout", f"{path}.trunk_dial_timeout",
+                                    lo=1, hi=60, default=dflt.trunk_dial_timeout, kind=int),
+        queue_timeout=c.number(d, "queue_timeout", f"{path}.queue_timeout", lo=10, hi=3600,
+                               default=dflt.queue_timeout, kind=int),
+        agent_ring_timeout=c.number(d, "agent_ring_timeout", f"{path}.agent_ring_timeout", lo=5,
+                                    hi=120, default=dflt.agent_ring_timeout, kind=int),
+    )
+
+
+def _province(c: _Checker, reg: _Registry, root: LocDict, owner: dict[str, str]) -> Province:
+    d = c.mapping(root, "province", "province")
+    if d is None:
+        d = LocDict()
+        d.loc, d.key_locs = root.loc, {}
+    c.unknown_keys(d, {"code", "name", "networks", "pbx", "cti", "db", "supervisors",
+                       "options"}, "province")
+    code = c.text(d, "code", "province.code", CODE, what="an upper-case code")
+    name = c.name(d, "name", "province.name")
+    nets = _networks(c, d, "province")
+    pbx = _host(c, reg, d, "pbx", "province.pbx", nets)
+    cti_d = c.mapping(d, "cti", "province.cti")
+    cti_port = 4573
+    if cti_d is not None:
+        cti_port = c.number(cti_d, "port", "province.cti.port", lo=1, hi=65535, default=4573,
+                            kind=int)
+        cti_plain = LocDict({k: v for k, v in cti_d.items() if k != "port"})
+        cti_plain.loc, cti_plain.key_locs = cti_d.loc, cti_d.key_locs
+        holder = LocDict({"cti": cti_plain})
+        holder.loc, holder.key_locs = d.loc, d.key_locs
+        cti = _host(c, reg, holder, "cti", "province.cti", nets)
+    else:
+        cti = Host("cti", _NULL, _NULL)
+    db = c.mapping(d, "db", "province.db")
+    db_secret = ""
+    if db is not None:
+        c.unknown_keys(db, {"dsn_secret"}, "province.db")
+        db_secret = c.text(db, "dsn_secret", "province.db.dsn_secret", SECRET_REF,
+                           what="a secret name (a-z, 0-9, _)")
+    sups = _seats(c, reg, d, "supervisors", "province.supervisors", "supervisor", code or "-",
+                  owner)
+    if not sups:
+        c.err(d.loc, "province.supervisors", "at least one supervisor seat is required")
+    opts = _options(c, c.mapping(d, "options", "province.options", required=False),
+                    "province.options")
+    return Province(code, name, nets[0] or _NO_NET, nets[1] or _NO_NET, pbx, cti, cti_port,
+                    db_secret, sups, opts)
+
+
+def _hours(c: _Checker, d: LocDict | None, path: str) -> BusinessHours:
+    if d is None:
+        return BusinessHours(DAYS, "00:00", "24:00")
+    c.unknown_keys(d, {"days", "open", "close"}, path)
+    days_raw = c.seq(d, "days", f"{path}.days", required=False)
+    days: list[str] = []
+    for i, day in enumerate(days_raw or DAYS):
+        if day not in DAYS:
+            c.err(days_raw.loc_of(i), f"{path}.days[{i}]",
+                  f"{day!r} is not one of {', '.join(DAYS)}")
+        elif day in days:
+            c.err(days_raw.loc_of(i), f"{path}.days[{i}]", f"{day!r} listed twice")
+        else:
+            days.append(day)
+    opens = c.text(d, "open", f"{path}.open", HHMM, what="HH:MM")
+    close = c.text(d, "close", f"{path}.close", HHMM_CLOSE, what="HH:MM (or 24:00)")
+    if opens and close and opens >= close:
+        c.err(d.loc_of("close"), f"{path}.close", f"closes ({close}) before it opens ({opens})")
+    return BusinessHours(tuple(days), opens, close)
+
+
+def _digits_list(c: _Checker, reg: _Registry, d: LocDict, key: str, path: str,
+                 pattern: re.Pattern[str], what: str, kind: str) -> tuple[str, ...]:
+    out = []
+    items = c.seq(d, key, path)
+    for i, value in enumerate(items):
+        holder = LocDict({key: value})
+        holder.loc, holder.key_locs = items.loc_of(i), {key: items.loc_of(i)}
+        text = c.text(holder, key, f"{path}[{i}]", pattern, what=what)
+        reg.claim(c, kind, text, items.loc_of(i), f"{path}[{i}]")
+        if text:
+            out.append(text)
+    if not items and key in d:
+        c.err(d.loc_of(key), path, "must not be empty")
+    return tuple(out)
+
+
+def _prefecture(c: _Checker, reg: _Registry, d: LocDict, path: str,
+                owner: dict[str, str]) -> Prefecture:
+    c.unknown_keys(d, {"code", "name", "area_codes", "dids", "networks", "pstn_gateway",
+                       "gateway", "lss", "agents", "business_hours"}, path)
+    code = c.text(d, "code", f"{path}.code", CODE, what="an upper-case code")
+    reg.claim(c, "prefecture code", code, d.loc_of("code"), f"{path}.code")
+    name = c.name(d, "name", f"{path}.name")
+    areas = _digits_list(c, reg, d, "area_codes", f"{path}.area_codes", AREA_CODE,
+                         "an area code like '0571'", "area code")
+    dids = _digits_list(c, reg, d, "dids", f"{path}.dids", DID, "5-15 digits", "DID")
+    nets = _networks(c, d, path)
+    pstn = _host(c, reg, d, "pstn_gateway", f"{path}.pstn_gateway", nets, named=False)
+    gw = _host(c, reg, d, "gateway", f"{path}.gateway", nets)
+    lss = _host(c, reg, d, "lss", f"{path}.lss", nets)
+    agents = _seats(c, reg, d, "agents", f"{path}.agents", "agent", code or "-", owner)
+    if not agents:
+        c.err(d.loc, f"{path}.agents", "at least one agent seat is required")
+    hours = _hours(c, c.mapping(d, "business_hours", f"{path}.business_hours", required=False),
+                   f"{path}.business_hours")
+    return Prefecture(code, name, areas, dids, nets[0] or _NO_NET, nets[1] or _NO_NET, pstn, gw,
+                      lss, agents, hours)
+
+
+def _county(c: _Checker, reg: _Registry, d: LocDict, path: str, owner: dict[str, str]) -> County:
+    c.unknown_keys(d, {"code", "name", "prefecture", "seats"}, path)
+    code = c.text(d, "code", f"{path}.code", CODE, what="an upper-case code")
+    reg.claim(c, "county code", code, d.loc_of("code"), f"{path}.code")
+    name = c.name(d, "name", f"{path}.name")
+    pref = c.text(d, "prefecture", f"{path}.prefecture", CODE, what="a prefecture code")
+    seats = _seats(c, reg, d, "seats", f"{path}.seats", "terminal", code or "-", owner)
+    return County(code, name, pref, seats)
+
+
+_LISTS = ("prefectures", "counties")
+
+
+def _collect(c: _Checker, path: Path, seen: set[Path],
+             out: dict[str, list[tuple[LocDict, str]]], root: LocDict) -> None:
+    """Prefecture and county items from ``root`` and, once each, its includes (relative to
+    the including file)."""
+    for key in _LISTS:
+        items = c.seq(root, key, key, required=False)
+        for i, item in enumerate(items):
+            if isinstance(item, LocDict):
+                out[key].append((item, f"{key}[{len(out[key])}]"))
+            else:
+                c.err(items.loc_of(i), f"{key}[{i}]", "must be a mapping")
+    includes = c.seq(root, "include", "include", required=False)
+    for i, inc in enumerate(includes):
+        if not isinstance(inc, str):
+            c.err(includes.loc_of(i), f"include[{i}]", "must be a file name")
+            continue
+        target = (path.parent / inc).resolve()
+        if target in seen:
+            c.err(includes.loc_of(i), f"include[{i}]", f"{inc} is included twice (or in a cycle)")
+            continue
+        seen.add(target)
+        try:
+            sub = load_yaml(target)
+        except InputError as exc:
+            c.problems.append(f"{includes.loc_of(i)}: include[{i}]: {exc.message}")
+            continue
+        c.unknown_keys(sub, {"prefectures", "counties", "include"}, str(target.name))
+        _collect(c, target, seen, out, sub)
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Load, validate and build the model; raise :class:`InventoryError` with every problem."""
+    root = load_yaml(path)
+    c = _Checker()
+    reg = _Registry()
+    owner: dict[str, str] = {}
+    c.unknown_keys(root, {"version", "province", "prefectures", "counties", "include"}, "(top)")
+    if root.get("version", 1) != 1:
+        c.err(root.loc_of("version"), "version", "only version 1 is understood")
+    province = _province(c, reg, root, owner)
+    items: dict[str, list[tuple[LocDict, str]]] = {key: [] for key in _LISTS}
+    _collect(c, path, {path.resolve()}, items, root)
+    pref_items, county_items = items["prefectures"], items["counties"]
+    prefectures = tuple(_prefecture(c, reg, d, p, owner) for d, p in pref_items)
+    if not prefectures:
+        c.err(root.loc, "prefectures", "at least one prefecture is required")
+    counties = tuple(_county(c, reg, d, p, owner) for d, p in county_items)
+    codes = {p.code for p in prefectures}
+    for (d, p), county in zip(county_items, counties, strict=True):
+        if county.prefecture and county.prefecture not in codes:
+            c.err(d.loc_of("prefecture"), f"{p}.prefecture",
+                  f"unknown prefecture {county.prefecture!r} (known: {', '.join(sorted(codes))})")
+    if c.problems:
+        raise InventoryError(c.problems)
+    return Inventory(str(path), province, prefectures, counties)

@@ -1,0 +1,146 @@
+"""The validated province: immutable, typed. Built only by :mod:`provisioning.inventory`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
+
+SeatKind = Literal["agent", "supervisor", "terminal"]
+Role = Literal["province", "gateway", "lss"]
+PATHS = ("a", "b")  # switch A and switch B: every server is on both
+
+
+@dataclass(frozen=True)
+class Host:
+    """A server with one address on each switch network."""
+
+    name: str
+    a: IPv4Address
+    b: IPv4Address
+
+    def addr(self, path: str) -> IPv4Address:
+        return self.a if path == "a" else self.b
+
+
+@dataclass(frozen=True)
+class Seat:
+    id: str
+    name: str
+    extension: str
+    kind: SeatKind
+    home: str  # prefecture code (agents), county code (terminals), province code (supervisors)
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    days: tuple[str, ...]
+    open: str
+    close: str
+
+
+@dataclass(frozen=True)
+class Options:
+    qualify_frequency: int = 1
+    qualify_timeout: float = 1.0
+    trunk_dial_timeout: int = 5
+    queue_timeout: int = 300
+    agent_ring_timeout: int = 15
+
+
+@dataclass(frozen=True)
+class Prefecture:
+    code: str
+    name: str
+    area_codes: tuple[str, ...]
+    dids: tuple[str, ...]
+    network_a: IPv4Network
+    network_b: IPv4Network
+    pstn_gateway: Host
+    gateway: Host
+    lss: Host
+    agents: tuple[Seat, ...]
+    hours: BusinessHours
+
+    @property
+    def queue(self) -> str:
+        """The province ACD queue of this prefecture."""
+        return f"acd-{self.code}"
+
+    @property
+    def lss_queue(self) -> str:
+        return f"lss-{self.code}"
+
+
+@dataclass(frozen=True)
+class County:
+    code: str
+    name: str
+    prefecture: str
+    seats: tuple[Seat, ...]
+
+
+@dataclass(frozen=True)
+class Province:
+    code: str
+    name: str
+    network_a: IPv4Network
+    network_b: IPv4Network
+    pbx: Host
+    cti: Host
+    cti_port: int
+    db_secret: str
+    supervisors: tuple[Seat, ...]
+    options: Options
+
+    @property
+    def supervisor_queue(self) -> str:
+        return "acd-supervisors"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One Asterisk instance to render: the province PBX, a gateway or an LSS."""
+
+    name: str
+    role: Role
+    host: Host
+    prefecture: Prefecture | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    source: str
+    province: Province
+    prefectures: tuple[Prefecture, ...]
+    counties: tuple[County, ...]
+
+    def prefecture(self, code: str) -> Prefecture:
+        for p in self.prefectures:
+            if p.code == code:
+                return p
+        raise KeyError(code)
+
+    def sites(self) -> tuple[Site, ...]:
+        out = [Site(self.province.pbx.name, "province", self.province.pbx)]
+        for p in self.prefectures:
+            out.append(Site(p.gateway.name, "gateway", p.gateway, p))
+            out.append(Site(p.lss.name, "lss", p.lss, p))
+        return tuple(out)
+
+    def site(self, name: str) -> Site:
+        for s in self.sites():
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def all_seats(self) -> tuple[Seat, ...]:
+        seats = list(self.province.supervisors)
+        for p in self.prefectures:
+            seats.extend(p.agents)
+        for c in self.counties:
+            seats.extend(c.seats)
+        return tuple(seats)
+
+    def counties_of(self, prefecture: str) -> tuple[County, ...]:
+        return tuple(c for c in self.counties if c.prefecture == prefecture)

@@ -1,0 +1,105 @@
+"""Real SIPp calls through rendered sites of the small inventory.
+
+Central path: PSTN → hz-gw → FastAGI at the inventory's CTI address → province queue acd-HZ.
+Fallback: FastAGI and the province both down → hz-gw still hands the call to the local
+survivable server's queue lss-HZ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
+from ivr_scripts.handlers import default_registry
+from ivr_scripts.registry import HandlerContext
+from pbxctl.procs import wait_until
+from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.secrets import ensure_secrets, secrets_path
+
+from ..conftest import SiteFactory, management_ami
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
+
+
+def _caller(inv: Inventory, workdir: Path, *, hold_ms: int) -> SippProcess:
+    hz = inv.prefecture("HZ")
+    return SippProcess(scenario=scenario_path("uac_hold_bye.xml"), workdir=workdir,
+                       local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
+                       service=hz.dids[0], pause_ms=hold_ms, timeout=60,
+                       keys={"caller": "057188880000", "audio": str(pcap("g711a.pcap"))})
+
+
+def _contact_status(ast: AsteriskInstance, aor: str) -> str:
+    for line in ast.cli("pjsip show contacts").splitlines():
+        if line.strip().startswith(f"Contact:  {aor}/"):
+            return line.split()[3]
+    return ""
+
+
+def test_gateway_reaches_fastagi_of_inventory_then_province_queue(
+        small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path) -> None:
+    inv = load_inventory(small_inventory_path)
+    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
+    agi = FastAgiServer(registry=default_registry(), context=HandlerContext(),
+                        config=AgiServerConfig(host=str(inv.province.cti.a),
+                                               port=inv.province.cti_port))
+    agi.start()
+    try:
+        province = site_factory(inv, secrets, "zj-pbx")
+        gw = site_factory(inv, secrets, "hz-gw")
+        site_factory(inv, secrets, "hz-lss")
+        # The gateway must see the province on path A before the call (qualify, 1 s).
+        wait_until(lambda: _contact_status(gw, "province-a") == "Avail", timeout=15,
+                   what="hz-gw to qualify province-a")
+        ami = management_ami(province, str(inv.province.cti.a))
+        try:
+            with ami.subscribe() as events:
+                caller = _caller(inv, short_tmp / "sipp", hold_ms=3000)
+                caller.start()
+                joined = events.wait_for(lambda m: m.get("Event") == "QueueCallerJoin",
+                                         timeout=20, what="QueueCallerJoin on the province")
+                result = caller.wait()
+        finally:
+            ami.close()
+    finally:
+        agi.shutdown(grace=5)
+    assert joined["Queue"] == "acd-HZ"
+    assert joined["CallerIDNum"] == "057188880000"
+    assert agi.stats["ok"] == 1  # the FastAGI server named in the inventory ran `welcome`
+    assert result.successful == 1 and result.failed == 0, result
+    assert gw.error_lines() == [] and province.error_lines() == []
+
+
+def test_fastagi_and_province_down_still_reach_the_local_queue(
+        small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path) -> None:
+    inv = load_inventory(small_inventory_path)
+    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
+    gw = site_factory(inv, secrets, "hz-gw")
+    lss = site_factory(inv, secrets, "hz-lss")
+    # Wait on qualify, not on the clock: the province is unreachable, the LSS reachable.
+    wait_until(lambda: _contact_status(gw, "province-a") == "Unavail"
+               and _contact_status(gw, "province-b") == "Unavail"
+               and _contact_status(gw, "lss-a") == "Avail", timeout=15,
+               what="hz-gw to qualify its trunks")
+    gw_ami = management_ami(gw, str(inv.province.cti.a))
+    lss_ami = management_ami(lss, str(inv.province.cti.a))
+    try:
+        with gw_ami.subscribe() as gw_events, lss_ami.subscribe() as lss_events:
+            caller = _caller(inv, short_tmp / "sipp", hold_ms=3000)
+            caller.start()
+            joined = lss_events.wait_for(lambda m: m.get("Event") == "QueueCallerJoin",
+                                         timeout=20, what="QueueCallerJoin on the LSS")
+            switched = gw_events.wait_for(lambda m: m.get("UserEvent") == "PbxctlSurvivable",
+                                          timeout=5, what="PbxctlSurvivable on the gateway")
+            result = caller.wait()
+    finally:
+        gw_ami.close()
+        lss_ami.close()
+    assert joined["Queue"] == "lss-HZ"
+    assert switched["Prefecture"] == "HZ" and switched["DialStatus"] == "CHANUNAVAIL"
+    assert result.successful == 1 and result.failed == 0, result
