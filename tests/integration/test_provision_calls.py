@@ -103,3 +103,29 @@ def test_fastagi_and_province_down_still_reach_the_local_queue(
     assert joined["Queue"] == "lss-HZ"
     assert switched["Prefecture"] == "HZ" and switched["DialStatus"] == "CHANUNAVAIL"
     assert result.successful == 1 and result.failed == 0, result
+
+
+def test_fastagi_down_province_up_plays_local_welcome_and_reaches_province_queue(
+        small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path) -> None:
+    """Losing the CTI server is not losing the province PBX: agents keep getting calls."""
+    inv = load_inventory(small_inventory_path)
+    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
+    province = site_factory(inv, secrets, "zj-pbx")
+    gw = site_factory(inv, secrets, "hz-gw")
+    wait_until(lambda: _contact_status(gw, "province-a") == "Avail", timeout=15,
+               what="hz-gw to qualify province-a")
+    ami = management_ami(province, str(inv.province.cti.a))
+    try:
+        with ami.subscribe() as events:
+            caller = _caller(inv, short_tmp / "sipp", hold_ms=3000)
+            caller.start()
+            joined = events.wait_for(lambda m: m.get("Event") == "QueueCallerJoin",
+                                     timeout=20, what="QueueCallerJoin on the province")
+            result = caller.wait()
+    finally:
+        ami.close()
+    assert joined["Queue"] == "acd-HZ"
+    assert result.successful == 1, result
+    log = (gw.root / "log" / "messages").read_text()
+    assert log.count(f"agi://{inv.province.cti.a}:{inv.province.cti_port}/welcome") >= 1
+    assert f"agi://{inv.province.cti.b}:{inv.province.cti_port}/welcome" in log  # path B tried
