@@ -19,6 +19,7 @@ import re
 import socket
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from asterisk.agi import AGI, AGIAppError, AGIError, AGIHangup, AGIInvalidCommand, AGIUsageError
 
@@ -184,6 +185,11 @@ class AgiSession(AGI):  # type: ignore[misc]
     @property
     def uniqueid(self) -> str:
         return self.env.get("agi_uniqueid", "")
+
+    @property
+    def params(self) -> dict[str, str]:
+        query = self.env.get("agi_network_script", "").partition("?")[2]
+        return {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
 
     @property
     def dnid(self) -> str:

@@ -37,6 +37,11 @@ class Call(Protocol):
         ...
 
     @property
+    def params(self) -> Mapping[str, str]:
+        """Query parameters of the route URL (``agi://host/bill?site=hz-gw&pref=HZ``)."""
+        ...
+
+    @property
     def dnid(self) -> str: ...
 
     @property

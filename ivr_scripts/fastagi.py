@@ -9,6 +9,7 @@ Every session ends in exactly one of:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -70,7 +71,8 @@ class FastAgiServer:
         self._thread: threading.Thread | None = None
         self._active = 0
         self._cond = threading.Condition()
-        self.stats = {"sessions": 0, "ok": 0, "failed": 0, "hangups": 0, "protocol_errors": 0}
+        self.stats = {"sessions": 0, "ok": 0, "failed": 0, "hangups": 0, "protocol_errors": 0,
+                      "timeouts": 0}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -127,11 +129,18 @@ class FastAgiServer:
             return
         route = route_of(call.env.get("agi_network_script", ""))
         ids = {"uniqueid": call.uniqueid, "route": route}
+        watchdog: threading.Timer | None = None
         try:
             try:
-                handler = self.registry.get(route)
+                handler, budget = self.registry.entry(route)
             except UnknownRoute:
                 raise DialplanBreak("unknown-route") from None
+            # A handler over budget: cut the socket. Asterisk continues the dialplan with our
+            # status variable unset, i.e. on its fallback; the stuck thread fails on its next
+            # socket operation.
+            watchdog = threading.Timer(budget, self._expire, args=(sock, ids))
+            watchdog.daemon = True
+            watchdog.start()
             handler(call, self.context)
             call.set_variable(V.STATUS, V.STATUS_OK)
             self._count("ok")
@@ -144,6 +153,15 @@ class FastAgiServer:
         except Exception as exc:  # one failure path for every handler error
             log.exception("handler %s failed", route)
             self._fail(call, f"error-{type(exc).__name__}", ids)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _expire(self, sock: socket.socket, ids: dict[str, str]) -> None:
+        self._count("timeouts")
+        _log_event("agi_handler_timeout", **ids)
+        with contextlib.suppress(OSError):  # the session may have ended meanwhile
+            sock.shutdown(socket.SHUT_RDWR)
 
     def _fail(self, call: AgiSession, reason: str, ids: dict[str, str]) -> None:
         self._count("failed")

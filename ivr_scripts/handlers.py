@@ -6,9 +6,12 @@ import logging
 
 from pbxctl import chanvars as V
 from pbxctl.errors import StoreUnavailable
+from pbxctl.prompts_db import record_drift
 
 from .call import Call
+from .catalog import choose_welcome, utcnow
 from .registry import HandlerContext, Registry
+from .selfservice import bill, outage
 
 log = logging.getLogger("pbxctl.agi")
 
@@ -22,10 +25,17 @@ def ping(call: Call, ctx: HandlerContext) -> None:
 def welcome(call: Call, ctx: HandlerContext) -> None:
     """Decide the welcome prompt this call plays from the PBX's own disk.
 
-    Central control, local playback: only the prompt's name crosses the link.
+    Central control, local playback: only the prompt's name (``<id>/v<version>``) crosses the
+    link. The catalogue's rules pick it (prefecture, caller's area, time window, priority);
+    ``settings["welcome_prompts"]`` maps a DID to a fixed stock prompt (the one-site lab demo).
     """
-    prompts: dict[str, str] = ctx.settings.get("welcome_prompts", {})
-    prompt = prompts.get(call.dnid, prompts.get("default", DEFAULT_WELCOME))
+    fixed: dict[str, str] = ctx.settings.get("welcome_prompts", {})
+    if fixed:
+        prompt = fixed.get(call.dnid, fixed.get("default", DEFAULT_WELCOME))
+    else:
+        snap = ctx.catalog.snapshot() if ctx.catalog is not None else None
+        prompt = choose_welcome(snap, prefecture=call.params.get("pref", ""),
+                                caller=call.caller, now=utcnow())
     call.set_variable(V.WELCOME_PROMPT, prompt)
     if ctx.store is not None:
         try:
@@ -36,5 +46,18 @@ def welcome(call: Call, ctx: HandlerContext) -> None:
             log.warning("welcome: call log not written for %s: %s", call.uniqueid, exc)
 
 
+def prompt_missing(call: Call, ctx: HandlerContext) -> None:
+    """The PBX did not find the prompt file it was told to play: record the drift."""
+    site, prompt = call.params.get("site", "?"), call.params.get("prompt", "?")
+    log.warning("prompt drift: %s lacks %s (call %s)", site, prompt, call.uniqueid)
+    if ctx.store is not None:
+        try:
+            record_drift(ctx.store, site=site, prompt=prompt, uniqueid=call.uniqueid,
+                         problem="file missing at call time")
+        except StoreUnavailable as exc:
+            log.warning("prompt drift not recorded: %s", exc)
+
+
 def default_registry() -> Registry:
-    return Registry([ping, welcome])
+    # Self-service waits for the caller's digits: up to 3 tries of 8 s plus the prompts.
+    return Registry([ping, welcome, prompt_missing, (bill, 180.0), (outage, 180.0)])

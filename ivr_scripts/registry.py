@@ -14,9 +14,11 @@ _ROUTE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 @dataclass
 class HandlerContext:
-    """What handlers may use besides the call: the store (may be None), settings, a clock."""
+    """What handlers may use besides the call: the store and prompt catalogue (either may be
+    None: handlers degrade, never fail the call), and settings."""
 
     store: Any = None
+    catalog: Any = None
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -27,22 +29,36 @@ class UnknownRoute(LookupError):
     pass
 
 
-class Registry:
-    def __init__(self, handlers: Iterable[Handler] = ()) -> None:
-        self._handlers: dict[str, Handler] = {}
-        for handler in handlers:
-            self.add(handler)
+DEFAULT_BUDGET = 10.0  # seconds a handler may run before the watchdog cuts the session
 
-    def add(self, handler: Handler) -> Handler:
+
+class Registry:
+    """Route name → (handler, time budget). A handler over budget is cut off and the dialplan
+    takes its fallback; interactive ones (waiting for the caller's digits) get more."""
+
+    def __init__(self, handlers: Iterable[Handler | tuple[Handler, float]] = ()) -> None:
+        self._handlers: dict[str, tuple[Handler, float]] = {}
+        for item in handlers:
+            if isinstance(item, tuple):
+                self.add(item[0], budget=item[1])
+            else:
+                self.add(item)
+
+    def add(self, handler: Handler, *, budget: float = DEFAULT_BUDGET) -> Handler:
         name = handler.__name__
         if not _ROUTE.match(name):
             raise ValueError(f"handler name {name!r} is not a valid route")
         if name in self._handlers:
             raise ValueError(f"route {name!r} registered twice")
-        self._handlers[name] = handler
+        if budget <= 0:
+            raise ValueError(f"route {name!r}: budget must be positive")
+        self._handlers[name] = (handler, budget)
         return handler
 
     def get(self, route: str) -> Handler:
+        return self.entry(route)[0]
+
+    def entry(self, route: str) -> tuple[Handler, float]:
         try:
             return self._handlers[route]
         except KeyError:

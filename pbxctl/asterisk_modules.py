@@ -55,6 +55,7 @@ _BASE_16: tuple[str, ...] = (
     "func_timeout",
     "func_devstate",
     "func_shell",
+    "func_env",
     "bridge_simple",
     "bridge_native_rtp",
     "bridge_builtin_features",

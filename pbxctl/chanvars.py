@@ -14,8 +14,19 @@ FAIL_REASON = "PBXCTL_FAIL_REASON"
 
 # welcome: which local prompt file the PBX plays.
 WELCOME_PROMPT = "PBXCTL_WELCOME_PROMPT"
-# route: where the dialplan sends the call next (a context in the site's dialplan).
+# Self-service handlers say what the dialplan does next: agent | done | menu.
 NEXT = "PBXCTL_NEXT"
+NEXT_AGENT = "agent"
+NEXT_DONE = "done"
+# Why a self-service call went to an agent: wrong-input | store-unavailable | (empty).
+SVC_RESULT = "PBXCTL_SVC_RESULT"
+# Folder (on the PBX's own disk) holding published prompts: <dir>/<prompt id>/<version>.
+PROMPT_DIR = "PBXCTL_PROMPT_DIR"
+ACCOUNT = "PBXCTL_ACCOUNT"
+BILL_PERIOD = "PBXCTL_BILL_PERIOD"
+BILL_AMOUNT = "PBXCTL_BILL_AMOUNT"
+BILL_DUE = "PBXCTL_BILL_DUE"
+OUTAGES = "PBXCTL_OUTAGES"
 
 
 def as_template_vars() -> dict[str, str]:

@@ -109,7 +109,17 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
     if args.dsn:
         store = Store(config=StoreConfig(conninfo=args.dsn))
         store.open(wait=False)  # the server must come up even while the DB is down
-    server = FastAgiServer(registry=default_registry(), context=HandlerContext(store=store),
+    catalog = None
+    if store is not None:
+        from ivr_scripts.catalog import PromptCatalog
+
+        from .prompts_db import published_versions, rules
+
+        catalog = PromptCatalog(load=lambda: (rules(store), published_versions(store)))
+    settings = {"welcome_prompts": {"default": args.fixed_welcome}} if args.fixed_welcome else {}
+    server = FastAgiServer(registry=default_registry(),
+                           context=HandlerContext(store=store, catalog=catalog,
+                                                  settings=settings),
                            config=AgiServerConfig(host=args.host, port=args.port,
                                                   backlog=args.backlog))
     server.start()
@@ -264,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4573)
     serve.add_argument("--dsn", default="", help="PostgreSQL conninfo of the store")
     serve.add_argument("--backlog", type=int, default=1024)
+    serve.add_argument("--fixed-welcome", default="",
+                       help="play this stock prompt as welcome instead of the catalogue's "
+                            "(the one-site lab demo)")
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds to let running calls finish on shutdown")
     serve.set_defaults(func=cmd_agi_serve)

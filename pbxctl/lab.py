@@ -72,7 +72,7 @@ def _start_agi_server(root: Path, conninfo: str, progress: Progress) -> dict[str
     port = free_port("127.0.0.1")
     log = root / "agi" / "agi.log"
     argv = [sys.executable, "-m", "pbxctl", "agi", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--dsn", conninfo]
+            "--port", str(port), "--dsn", conninfo, "--fixed-welcome", "hello-world"]
     proc = spawn(argv, log_path=log)
     deadline = time.monotonic() + 20
     while not tcp_accepts("127.0.0.1", port):

@@ -35,6 +35,8 @@ def expected(inv: Inventory, site: Site) -> SiteExpectation:
         dialplan = {
             "from-pstn": frozenset([*pref.dids, "_X."]),
             "pbxctl-inbound": frozenset(["s"]),
+            "pbxctl-menu": frozenset(["s"]),
+            "pbxctl-service": frozenset(["s"]),
             "pbxctl-route": frozenset(["s"]),
             "pbxctl-survivable": frozenset(["s"]),
             "from-trunk": frozenset(["_X."]),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from pbxctl.asterisk_modules import modules_for
+from pbxctl.prompts_db import WELCOME_DEFAULT
 
 from .model import PATHS, Inventory, Prefecture, Seat, Site
 from .secrets import Secrets
@@ -128,9 +129,14 @@ def _manager_permit(site: Site, inv: Inventory) -> list[IPv4Network]:
     return nets
 
 
-def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16
-                ) -> dict[str, RenderedFile]:
-    """Every config file of ``site``, by file name."""
+DEFAULT_PROMPT_DIR = "/var/lib/asterisk/sounds/pbxctl"
+MENU_TIMEOUT = 6
+
+
+def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16,
+                prompt_dir: str = DEFAULT_PROMPT_DIR) -> dict[str, RenderedFile]:
+    """Every config file of ``site``, by file name. ``prompt_dir`` is where published prompts
+    live on that site's disk (see provisioning.publish)."""
     opts = inv.province.options
     pref: Prefecture | None = site.prefecture
     files: dict[str, str] = {}
@@ -145,7 +151,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16
         files["extensions.conf"] = render(
             "asterisk/extensions_gateway.conf.j2", site=site, pref=pref, options=opts,
             cti=[inv.province.cti.a, inv.province.cti.b], cti_port=inv.province.cti_port,
-            local_prompt=LOCAL_WELCOME)
+            local_prompt=LOCAL_WELCOME, prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT,
+            menu_timeout=MENU_TIMEOUT)
     elif site.role == "province":
         files["extensions.conf"] = render(
             "asterisk/extensions_province.conf.j2", site=site, options=opts,
@@ -166,7 +173,12 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16
     return {name: RenderedFile(name, text) for name, text in sorted(files.items())}
 
 
-def render_all(inv: Inventory, secrets: Secrets, *, site: str | None = None, major: int = 16
-               ) -> dict[str, dict[str, RenderedFile]]:
+def render_all(inv: Inventory, secrets: Secrets, *, site: str | None = None, major: int = 16,
+               deploy_root: str | None = None) -> dict[str, dict[str, RenderedFile]]:
+    """``deploy_root``: sites laid out as ROOT/<site>/ (the lab, tests); prompts then live in
+    ROOT/<site>/sounds/pbxctl instead of the Debian default."""
     sites = [inv.site(site)] if site else list(inv.sites())
-    return {s.name: render_site(inv, s, secrets, major=major) for s in sites}
+    return {s.name: render_site(inv, s, secrets, major=major,
+                                prompt_dir=(f"{deploy_root}/{s.name}/sounds/pbxctl"
+                                            if deploy_root else DEFAULT_PROMPT_DIR))
+            for s in sites}

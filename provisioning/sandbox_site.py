@@ -18,7 +18,9 @@ def site_ami(site: Site, secrets: Secrets) -> AmiEndpoint:
 def sandbox_for(site: Site, files: dict[str, RenderedFile], secrets: Secrets, root: Path, *,
                 binary: AsteriskBinary | None = None, verbose_log: bool = False
                 ) -> AsteriskInstance:
+    configs = {n: f.text for n, f in files.items()}
+    if verbose_log:
+        # Tests read what Asterisk itself says it played ("Playing '…'" at verbose 3).
+        configs["logger.conf"] += "full => notice,warning,error,verbose(3),dtmf\n"
     return AsteriskInstance(name=site.name, root=root, address=str(site.host.a),
-                            configs={n: f.text for n, f in files.items()},
-                            ami=site_ami(site, secrets), binary=binary,
-                            verbose_log=verbose_log)
+                            configs=configs, ami=site_ami(site, secrets), binary=binary)

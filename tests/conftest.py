@@ -159,10 +159,12 @@ def site_factory(short_tmp: Path) -> Iterator[SiteFactory]:
     started: list[AsteriskInstance] = []
 
     def make(inv: Inventory, secrets: Secrets, name: str,
-             files: dict[str, RenderedFile] | None = None) -> AsteriskInstance:
+             files: dict[str, RenderedFile] | None = None,
+             verbose_log: bool = False) -> AsteriskInstance:
         site = inv.site(name)
-        ast = sandbox_for(site, files or render_site(inv, site, secrets), secrets,
-                          short_tmp / name)
+        prompts = str(short_tmp / name / "sounds" / "pbxctl")
+        ast = sandbox_for(site, files or render_site(inv, site, secrets, prompt_dir=prompts),
+                          secrets, short_tmp / name, verbose_log=verbose_log)
         started.append(ast)
         ast.start()
         return ast
@@ -178,3 +180,32 @@ def management_ami(ast: AsteriskInstance, source: str) -> AmiClient:
     client = AmiClient(**asdict(ast.ami), source=source)
     client.connect()
     return client
+
+
+@pytest.fixture(scope="session")
+def tts_cache_dir() -> Iterator[Path]:
+    """One TTS cache for the session: each prompt text is synthesised once."""
+    root = Path(tempfile.mkdtemp(prefix="pbxtts-", dir="/tmp"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_db(pg_cluster: PostgresCluster) -> Iterator[Store]:
+    """A migrated, empty database of its own for one test."""
+    import uuid
+
+    assert pg_cluster.endpoint is not None
+    name = f"t{uuid.uuid4().hex[:12]}"
+    admin = Store(config=StoreConfig(conninfo=pg_cluster.endpoint.conninfo().replace(
+        "dbname=pbxctl", "dbname=postgres")))
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    s = Store(config=StoreConfig(conninfo=pg_cluster.endpoint.conninfo().replace(
+        "dbname=pbxctl", f"dbname={name}")))
+    s.open()
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()

@@ -1,0 +1,85 @@
+"""The welcome decision: which catalogue prompt a call plays, from rules cached off the DB.
+
+A DB outage never blocks a welcome: the last snapshot is used, and with none the default
+welcome's ``current`` file plays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pbxctl.errors import StoreUnavailable
+from pbxctl.prompts_db import WELCOME_DEFAULT, Rule
+
+log = logging.getLogger("pbxctl.agi")
+
+KIND_RANK = {"outage": 3, "holiday": 2, "default": 1}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rules: tuple[Rule, ...]
+    versions: dict[str, int]  # prompt id → latest published version
+    loaded_at: float
+
+
+def choose_welcome(snap: Snapshot | None, *, prefecture: str, caller: str, now: datetime
+                   ) -> str:
+    """``<prompt id>/v<version>`` of the welcome this call gets, or the default's ``current``."""
+    if snap is None:
+        return f"{WELCOME_DEFAULT}/current"
+    best: tuple[int, int, int, int] | None = None
+    chosen = ""
+    for r in snap.rules:
+        if r.prompt_id not in snap.versions:
+            continue  # never published: no site holds it
+        if (r.valid_from and now < r.valid_from) or (r.valid_until and now >= r.valid_until):
+            continue
+        if r.prefecture and r.prefecture != prefecture:
+            continue
+        if r.area_code and not caller.startswith(r.area_code):
+            continue
+        specificity = (r.prefecture is not None) + (r.area_code is not None)
+        key = (r.priority, KIND_RANK[r.kind], specificity, r.id)
+        if best is None or key > best:
+            best, chosen = key, r.prompt_id
+    if not chosen:
+        return f"{WELCOME_DEFAULT}/current"
+    return f"{chosen}/v{snap.versions[chosen]}"
+
+
+class PromptCatalog:
+    """Rules and published versions, refreshed from the store at most every ``ttl`` seconds,
+    by one caller at a time; a failed refresh keeps the previous snapshot."""
+
+    def __init__(self, *, load: Callable[[], tuple[list[Rule], dict[str, int]]],
+                 ttl: float = 5.0) -> None:
+        self._load = load
+        self.ttl = ttl
+        self._snap: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._next_try = 0.0
+
+    def snapshot(self) -> Snapshot | None:
+        now = time.monotonic()
+        if now < self._next_try or not self._lock.acquire(blocking=False):
+            return self._snap
+        try:
+            rules, versions = self._load()
+            self._snap = Snapshot(tuple(rules), versions, now)
+            self._next_try = now + self.ttl
+        except StoreUnavailable as exc:
+            log.warning("prompt catalogue not refreshed (keeping the last one): %s", exc)
+            self._next_try = now + min(self.ttl, 2.0)
+        finally:
+            self._lock.release()
+        return self._snap
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

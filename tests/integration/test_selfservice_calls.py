@@ -1,0 +1,135 @@
+"""24x7 self-service end to end: SIPp caller with RFC 2833 DTMF (SIPp's pcaps) → rendered
+gateway → our FastAGI server at the inventory's CTI address → real PostgreSQL; prompts
+published by TTS onto the gateway's own disk. Evidence is Asterisk's own: its log of the files
+it played, and the UserEvent carrying the channel variables the handler set."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ivr_scripts import phrases
+from ivr_scripts.catalog import PromptCatalog
+from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
+from ivr_scripts.handlers import default_registry
+from ivr_scripts.registry import HandlerContext
+from pbxctl.ami import Message
+from pbxctl.prompts_db import published_versions, rules
+from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.sipp import SippProcess, SippResult
+from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.selfservice_db import latest_unpaid_bill, seed_sample_data
+from pbxctl.store import Store
+from pbxctl.tts import TtsCache, check_audio
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.publish import prompt_dir, publish
+from provisioning.sample import seed_input
+from provisioning.secrets import ensure_secrets, secrets_path
+
+from ..conftest import SiteFactory, management_ami
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
+
+PLAYING = re.compile(
+    r"Playing '([^']+?)(?:\.(?:wav|sln|ulaw|alaw|gsm))?' \((?:language|escape_digits)")
+ACCOUNT = "3301010001"  # first sample account of HZ's first county
+
+
+@dataclass
+class Stack:
+    inv: Inventory
+    store: Store
+    gw: AsteriskInstance
+    agi: FastAgiServer
+    prompts: Path
+    workdir: Path
+
+    def played(self) -> list[str]:
+        log = (self.gw.root / "log" / "full").read_text(errors="replace")
+        return [m.group(1).removeprefix(str(self.prompts) + "/").removesuffix("/current")
+                for m in PLAYING.finditer(log)]
+
+    def welcome_ms(self) -> int:
+        return int(check_audio(self.prompts / "welcome-default" / "current.wav") * 1000)
+
+    def call(self, steps: list[tuple[int, str]], name: str) -> tuple[SippResult, Message]:
+        hz = self.inv.prefecture("HZ")
+        scenario = write_scenario(self.workdir, name, dtmf_scenario(
+            steps, pcap_dir=self.workdir / f"{name}-pcaps", bye_timeout_ms=90000))
+        ami = management_ami(self.gw, str(self.inv.province.cti.a))
+        try:
+            with ami.subscribe() as events:
+                sipp = SippProcess(scenario=scenario, workdir=self.workdir,
+                                   local_ip=str(hz.pstn_gateway.a),
+                                   remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
+                                   keys={"caller": "057188880000"}, timeout=120)
+                sipp.start()
+                try:
+                    result = sipp.wait()
+                finally:
+                    sipp.stop()
+                event = events.wait_for(lambda m: m.get("UserEvent") == "PbxctlService",
+                                        timeout=10, what="PbxctlService UserEvent")
+        finally:
+            ami.close()
+        return result, event
+
+
+@pytest.fixture
+def stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_db: Store,
+          tts_cache_dir: Path, short_tmp: Path) -> Iterator[Stack]:
+    inv = load_inventory(small_inventory_path)
+    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
+    seed_sample_data(fresh_db, seed_input(inv))
+    phrases.init_system_prompts(fresh_db)
+    publish(fresh_db, inv, short_tmp, cache=TtsCache(root=tts_cache_dir),
+            sites=[inv.site("hz-gw")])
+    catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
+    agi = FastAgiServer(registry=default_registry(),
+                        context=HandlerContext(store=fresh_db, catalog=catalog),
+                        config=AgiServerConfig(host=str(inv.province.cti.a),
+                                               port=inv.province.cti_port))
+    agi.start()
+    try:
+        gw = site_factory(inv, secrets, "hz-gw", verbose_log=True)
+        yield Stack(inv, fresh_db, gw, agi, prompt_dir(short_tmp, "hz-gw"), short_tmp / "sipp")
+    finally:
+        agi.shutdown(grace=5)
+
+
+def _contiguous(seq: list[str], sub: list[str]) -> bool:
+    return any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+
+
+def test_bill_query_speaks_period_amount_and_due_date(stack: Stack) -> None:
+    expected = latest_unpaid_bill(stack.store, ACCOUNT)
+    assert expected is not None
+    menu_at = 600 + stack.welcome_ms() + 800
+    result, event = stack.call([(menu_at, "1"), (2000, ACCOUNT + "#")], "bill")
+    assert result.successful == 1 and result.failed == 0, result
+    assert event["Status"] == "OK" and event["Next"] == "done"
+    assert (event["Account"], event["Amount"], event["Period"], event["Due"]) == (
+        ACCOUNT, str(expected.amount), expected.period, expected.due_date.isoformat())
+    played = stack.played()
+    assert played[0] == "welcome-default/v1"  # the catalogue's version, from local disk
+    assert _contiguous(played, ["bill-period", *phrases.period(expected.period),
+                                "bill-amount", *phrases.money(str(expected.amount)),
+                                "bill-due", *phrases.day(expected.due_date), "goodbye"]), played
+    assert stack.agi.stats["failed"] == 0
+
+
+def test_outage_query_for_the_callers_area(stack: Stack) -> None:
+    menu_at = 600 + stack.welcome_ms() + 800
+    result, event = stack.call([(menu_at, "2"), (2000, "#")], "outage")
+    assert result.successful == 1, result
+    assert event["Status"] == "OK" and event["Outages"] == "2"
+    played = stack.played()
+    for kind in ("outage-current", "outage-planned"):
+        i = played.index(kind)
+        assert played[i + 1] == "outage-from" and "outage-to" in played[i + 2:i + 16]
+    assert played[-1] == "goodbye"
