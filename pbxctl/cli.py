@@ -233,14 +233,176 @@ def cmd_provision_apply(args: argparse.Namespace, env: Env) -> int:
     return 0
 
 
+# -- tts / prompts -------------------------------------------------------------------------
+def cmd_tts(args: argparse.Namespace, env: Env) -> int:
+    from .tts import DEFAULT_VOICE, synthesize_to
+
+    used = synthesize_to(args.text, Path(args.output), engine_name=args.engine,
+                         voice=args.voice or DEFAULT_VOICE["zh"], fallback=not args.no_fallback)
+    if used != args.engine:
+        env.err.print(f"[yellow]{args.engine} unavailable; used {used}[/]")
+    env.out.print(f"wrote {args.output} ({used})")
+    return 0
+
+
+def _dsn(args: argparse.Namespace, env: Env) -> str:
+    dsn = args.dsn or env.environ.get("PBXCTL_DSN", "")
+    if not dsn:
+        raise UsageError("no database given", hint="pass --dsn CONNINFO or set PBXCTL_DSN")
+    return str(dsn)
+
+
+def _store(args: argparse.Namespace, env: Env) -> Any:
+    from .store import Store, StoreConfig
+
+    return Store(config=StoreConfig(conninfo=_dsn(args, env)))
+
+
+def cmd_prompts_init(args: argparse.Namespace, env: Env) -> int:
+    from ivr_scripts.phrases import init_system_prompts
+
+    with _store(args, env) as store:
+        added = init_system_prompts(store)
+    env.out.print(f"catalogue: {len(added)} system prompt(s) added")
+    return 0
+
+
+def cmd_prompts_add(args: argparse.Namespace, env: Env) -> int:
+    from .prompts_db import add_prompt
+
+    with _store(args, env) as store:
+        p = add_prompt(store, prompt_id=args.prompt_id, text=args.text, kind=args.kind,
+                       language=args.language)
+    env.out.print(f"{p.prompt_id} v{p.version} added (publish it to reach the sites)")
+    return 0
+
+
+def cmd_prompts_rule(args: argparse.Namespace, env: Env) -> int:
+    from datetime import datetime
+
+    from .prompts_db import add_rule
+
+    def when(text: str | None) -> datetime | None:
+        if not text:
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"not an ISO time: {text!r}",
+                             hint="e.g. 2026-12-31T18:00+08:00") from None
+        if value.tzinfo is None:
+            raise UsageError(f"{text!r} has no UTC offset", hint="add one, e.g. +08:00")
+        return value
+
+    with _store(args, env) as store:
+        rid = add_rule(store, prompt_id=args.prompt_id, kind=args.kind,
+                       prefecture=args.prefecture, area_code=args.area,
+                       valid_from=when(args.valid_from), valid_until=when(args.valid_until),
+                       priority=args.priority)
+    env.out.print(f"rule {rid}: {args.kind} → {args.prompt_id}")
+    return 0
+
+
+def cmd_prompts_list(args: argparse.Namespace, env: Env) -> int:
+    from .prompts_db import latest_prompts, rules
+
+    with _store(args, env) as store:
+        prompts, rule_list = latest_prompts(store), rules(store)
+    if args.json:
+        env.stdout.write(json.dumps({
+            "prompts": [{"id": p.prompt_id, "version": p.version, "kind": p.kind,
+                         "published": p.published, "text": p.text} for p in prompts],
+            "rules": [{"id": r.id, "prompt": r.prompt_id, "kind": r.kind,
+                       "prefecture": r.prefecture, "area": r.area_code,
+                       "from": r.valid_from and r.valid_from.isoformat(),
+                       "until": r.valid_until and r.valid_until.isoformat(),
+                       "priority": r.priority} for r in rule_list]},
+            ensure_ascii=False, indent=1) + "\n")
+        return 0
+    table = Table(title="prompt catalogue (latest versions)")
+    for col in ("id", "version", "kind", "published", "text"):
+        table.add_column(col)
+    for p in prompts:
+        table.add_row(p.prompt_id, str(p.version), p.kind, "yes" if p.published else "[red]no[/]",
+                      p.text[:40])
+    env.out.print(table)
+    return 0
+
+
+def _tts_cache(args: argparse.Namespace, env: Env) -> Any:
+    from .tts import TtsCache
+
+    root = args.cache or str(Path(env.environ.get("XDG_CACHE_HOME",
+                                                  Path.home() / ".cache")) / "pbxctl" / "tts")
+    return TtsCache(root=Path(root))
+
+
+def cmd_prompts_publish(args: argparse.Namespace, env: Env) -> int:
+    from provisioning.inventory import load_inventory
+    from provisioning.publish import publish
+
+    inv = load_inventory(Path(args.inventory))
+    sites = [inv.site(args.site)] if args.site else None
+    with _store(args, env) as store, env.err.status("synthesising and installing prompts…"):
+        result = publish(store, inv, Path(args.target), cache=_tts_cache(args, env),
+                         engine=args.engine, sites=sites)
+    env.out.print(f"published {len(result.prompts)} prompt(s) to {len(result.sites)} site(s); "
+                  f"{result.files_written} file(s) written")
+    return 0
+
+
+def cmd_prompts_status(args: argparse.Namespace, env: Env) -> int:
+    from provisioning.inventory import load_inventory
+    from provisioning.publish import status
+
+    from .prompts_db import drift_reports
+
+    inv = load_inventory(Path(args.inventory))
+    sites = [inv.site(args.site)] if args.site else None
+    with _store(args, env) as store:
+        drift = status(store, inv, Path(args.target), sites=sites)
+        reports = drift_reports(store, limit=20)
+    if args.json:
+        env.stdout.write(json.dumps({"drift": [d.__dict__ for d in drift],
+                                     "reported_at_call_time": reports},
+                                    ensure_ascii=False, indent=1) + "\n")
+    else:
+        for d in drift:
+            env.out.print(f"[red]drift[/] {d.site}: {d.prompt}: {d.problem}")
+        for r in reports:
+            env.out.print(f"[yellow]reported[/] {r['seen_at']} {r['site']}: {r['prompt']} "
+                          f"({r['problem']}, call {r['uniqueid']})")
+        if not drift and not reports:
+            env.out.print("every site holds every published prompt")
+    return 1 if drift else 0
+
+
+def cmd_agi_health(args: argparse.Namespace, env: Env) -> int:
+    from ivr_scripts.health import check
+
+    ms = check(args.host, args.port, timeout=args.timeout)
+    env.out.print(f"agi://{args.host}:{args.port}/ping answered in {ms:.1f} ms")
+    return 0
+
+
 # -- db ----------------------------------------------------------------------------------------
 def cmd_db_migrate(args: argparse.Namespace, env: Env) -> int:
     from .store import Store, StoreConfig
 
-    with Store(config=StoreConfig(conninfo=args.dsn)) as store:
+    with Store(config=StoreConfig(conninfo=_dsn(args, env))) as store:
         applied = store.migrate()
         version = store.schema_version()
-    env.out.print(f"schema at version {version}; applied: {', '.join(applied) or 'nothing'}")
+        env.out.print(f"schema at version {version}; applied: {', '.join(applied) or 'nothing'}")
+        if args.sample_data:
+            from provisioning.inventory import load_inventory
+            from provisioning.sample import seed_input
+
+            from .selfservice_db import seed_sample_data
+
+            if not args.inventory:
+                raise UsageError("--sample-data needs --inventory (whose prefectures to fill)")
+            n = seed_sample_data(store, seed_input(load_inventory(Path(args.inventory))))
+            env.out.print(f"sample data: {n[0]} accounts, {n[1]} bills, {n[2]} outages")
     return 0
 
 
@@ -280,12 +442,71 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds to let running calls finish on shutdown")
     serve.set_defaults(func=cmd_agi_serve)
+    health = agi.add_parser("health", help="run the ping route like Asterisk would")
+    health.add_argument("--host", default="127.0.0.1")
+    health.add_argument("--port", type=int, default=4573)
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(func=cmd_agi_health)
 
     db = nouns.add_parser("db", help="the PostgreSQL store").add_subparsers(
         dest="verb", metavar="VERB")
     mig = db.add_parser("migrate", help="apply pending schema migrations")
-    mig.add_argument("--dsn", required=True)
+    mig.add_argument("--dsn", help="PostgreSQL conninfo (or PBXCTL_DSN)")
+    mig.add_argument("--sample-data", action="store_true",
+                     help="also insert sample accounts, bills and outages (idempotent)")
+    mig.add_argument("--inventory", help="inventory whose prefectures get the sample data")
     mig.set_defaults(func=cmd_db_migrate)
+
+    tts = nouns.add_parser("tts", help="synthesise TEXT into an audio file Asterisk plays")
+    tts.add_argument("text")
+    tts.add_argument("-o", "--output", required=True,
+                     help="FILE.wav|.sln|.ulaw|.alaw|.gsm (8 kHz mono)")
+    tts.add_argument("--engine", default="espeak-ng", choices=["espeak-ng", "gtts"])
+    tts.add_argument("--voice", help="engine voice (default: cmn-latn-pinyin, Mandarin)")
+    tts.add_argument("--no-fallback", action="store_true",
+                     help="fail instead of falling back to espeak-ng")
+    tts.set_defaults(func=cmd_tts)
+
+    pr = nouns.add_parser("prompts", help="the central prompt catalogue").add_subparsers(
+        dest="verb", metavar="VERB")
+
+    def dsn_arg(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--dsn", help="PostgreSQL conninfo (or PBXCTL_DSN)")
+        return sp
+
+    dsn_arg(pr.add_parser("init", help="add the IVR's own prompts and a default welcome rule")
+            ).set_defaults(func=cmd_prompts_init)
+    pa = dsn_arg(pr.add_parser("add", help="add a prompt (or a new version of one)"))
+    pa.add_argument("prompt_id")
+    pa.add_argument("--text", required=True)
+    pa.add_argument("--kind", default="announcement")
+    pa.add_argument("--language", default="zh")
+    pa.set_defaults(func=cmd_prompts_add)
+    prule = dsn_arg(pr.add_parser("rule", help="when a prompt is the welcome"))
+    prule.add_argument("prompt_id")
+    prule.add_argument("--kind", required=True, choices=["default", "holiday", "outage"])
+    prule.add_argument("--prefecture")
+    prule.add_argument("--area", help="caller area code prefix, e.g. 0571")
+    prule.add_argument("--from", dest="valid_from", help="ISO time with offset")
+    prule.add_argument("--until", dest="valid_until", help="ISO time with offset")
+    prule.add_argument("--priority", type=int, default=0)
+    prule.set_defaults(func=cmd_prompts_rule)
+    pl = dsn_arg(pr.add_parser("list", help="the catalogue"))
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(func=cmd_prompts_list)
+    for verb, func, helptext in (
+            ("publish", cmd_prompts_publish, "synthesise and install on every site"),
+            ("status", cmd_prompts_status, "sites missing a version or holding a bad file")):
+        sp = dsn_arg(pr.add_parser(verb, help=helptext))
+        sp.add_argument("--inventory", required=True)
+        sp.add_argument("--target", required=True, help="deployment root: TARGET/<site>/sounds")
+        sp.add_argument("--site")
+        if verb == "publish":
+            sp.add_argument("--engine", default="espeak-ng", choices=["espeak-ng", "gtts"])
+            sp.add_argument("--cache", help="TTS cache folder (default ~/.cache/pbxctl/tts)")
+        else:
+            sp.add_argument("--json", action="store_true")
+        sp.set_defaults(func=func)
 
     prov = nouns.add_parser("provision", help="inventory → validated model → PBX configs")
     pv = prov.add_subparsers(dest="verb", metavar="VERB")

@@ -77,7 +77,7 @@ class GoogleTts:
         from gtts import gTTS  # imported here: optional at run time
         from gtts.tts import gTTSError
 
-        lang = "zh-CN" if voice in ("zh", "cmn-latn-pinyin", "cmn", "zh-CN") else voice
+        lang = "zh" if voice in ("zh", "cmn-latn-pinyin", "cmn", "zh-CN") else voice
         mp3 = out_wav.with_suffix(".mp3")
         try:
             gTTS(text, lang=lang).save(str(mp3))

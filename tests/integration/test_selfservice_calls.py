@@ -133,3 +133,29 @@ def test_outage_query_for_the_callers_area(stack: Stack) -> None:
         i = played.index(kind)
         assert played[i + 1] == "outage-from" and "outage-to" in played[i + 2:i + 16]
     assert played[-1] == "goodbye"
+
+
+def test_missing_local_prompt_plays_local_default_and_reports_drift(stack: Stack) -> None:
+    for f in (stack.prompts / "welcome-default").glob("v1.*"):
+        f.unlink()
+    hz = stack.inv.prefecture("HZ")
+    scenario = write_scenario(stack.workdir, "drift", dtmf_scenario(
+        [], pcap_dir=stack.workdir / "drift-pcaps", hold_ms=stack.welcome_ms() + 1500))
+    ami = management_ami(stack.gw, str(stack.inv.province.cti.a))
+    try:
+        with ami.subscribe() as events:
+            sipp = SippProcess(scenario=scenario, workdir=stack.workdir,
+                               local_ip=str(hz.pstn_gateway.a),
+                               remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
+                               keys={"caller": "057188880000"}, timeout=60)
+            sipp.start()
+            drift = events.wait_for(lambda m: m.get("UserEvent") == "PbxctlPromptDrift",
+                                    timeout=15, what="PbxctlPromptDrift")
+            result = sipp.wait()
+    finally:
+        ami.close()
+    assert result.successful == 1, result  # the call did not fail on a missing prompt
+    assert drift["Prompt"] == "welcome-default/v1"
+    assert stack.played()[0] == "welcome-default"  # ../current: the local default
+    rows = stack.store.execute("SELECT site, prompt, problem FROM prompt_drift")
+    assert rows == [("hz-gw", "welcome-default/v1", "file missing at call time")]

@@ -1,0 +1,38 @@
+"""Health check of a FastAGI server: speak AGI to it as Asterisk would, on the ping route.
+
+This catches what a TCP connect cannot: a server that accepts but whose handlers are stuck.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from pbxctl import chanvars as V
+from pbxctl.errors import ServiceStartError, WaitTimeout
+
+
+def check(host: str, port: int, *, timeout: float = 3.0) -> float:
+    """Milliseconds for a full ping session; raises a typed error with what went wrong."""
+    started = time.monotonic()
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise ServiceStartError(f"FastAGI {host}:{port} refused or unreachable: {exc}",
+                                hint="is `pbxctl agi serve` running there?") from exc
+    with sock:
+        sock.settimeout(timeout)
+        sock.sendall(b"agi_network: yes\nagi_network_script: ping\nagi_request: "
+                     b"agi://health/ping\nagi_uniqueid: health-check\n\n")
+        reader = sock.makefile("rb")
+        try:
+            line = reader.readline(1024)
+            expected = f'SET VARIABLE "{V.STATUS}" "{V.STATUS_OK}"'.encode()
+            if not line.startswith(expected):
+                raise ServiceStartError(f"FastAGI {host}:{port} answered {line[:80]!r}, "
+                                        f"not {expected.decode()}")
+            sock.sendall(b"200 result=1\n")
+        except TimeoutError as exc:
+            raise WaitTimeout(f"FastAGI {host}:{port} accepted but did not run ping within "
+                              f"{timeout:g}s", hint="the server may be hung: restart it") from exc
+    return (time.monotonic() - started) * 1000
