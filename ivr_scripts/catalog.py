@@ -54,8 +54,9 @@ def choose_welcome(snap: Snapshot | None, *, prefecture: str, caller: str, now: 
 
 
 class PromptCatalog:
-    """Rules and published versions, refreshed from the store at most every ``ttl`` seconds,
-    by one caller at a time; a failed refresh keeps the previous snapshot."""
+    """Rules and published versions, refreshed from the store at most every ``ttl`` seconds
+    in a background thread (one at a time): the call path never waits on the database. A
+    failed refresh keeps the previous snapshot."""
 
     def __init__(self, *, load: Callable[[], tuple[list[Rule], dict[str, int]]],
                  ttl: float = 5.0) -> None:
@@ -65,10 +66,20 @@ class PromptCatalog:
         self._lock = threading.Lock()
         self._next_try = 0.0
 
+    def prime(self) -> bool:
+        """Load once, synchronously (at server start). False if the store is unavailable."""
+        self._refresh()
+        return self._snap is not None
+
     def snapshot(self) -> Snapshot | None:
+        if time.monotonic() >= self._next_try and not self._lock.locked():
+            threading.Thread(target=self._refresh, name="catalog-refresh", daemon=True).start()
+        return self._snap
+
+    def _refresh(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return
         now = time.monotonic()
-        if now < self._next_try or not self._lock.acquire(blocking=False):
-            return self._snap
         try:
             rules, versions = self._load()
             self._snap = Snapshot(tuple(rules), versions, now)
@@ -78,7 +89,6 @@ class PromptCatalog:
             self._next_try = now + min(self.ttl, 2.0)
         finally:
             self._lock.release()
-        return self._snap
 
 
 def utcnow() -> datetime:

@@ -9,6 +9,7 @@ from pbxctl.errors import StoreUnavailable
 from pbxctl.prompts_db import record_drift
 
 from .call import Call
+from .calllog import Entry
 from .catalog import choose_welcome, utcnow
 from .registry import HandlerContext, Registry
 from .selfservice import bill, outage
@@ -37,13 +38,8 @@ def welcome(call: Call, ctx: HandlerContext) -> None:
         prompt = choose_welcome(snap, prefecture=call.params.get("pref", ""),
                                 caller=call.caller, now=utcnow())
     call.set_variable(V.WELCOME_PROMPT, prompt)
-    if ctx.store is not None:
-        try:
-            ctx.store.record_agi_call(uniqueid=call.uniqueid, route="welcome", dnid=call.dnid,
-                                      caller=call.caller, outcome=prompt)
-        except StoreUnavailable as exc:
-            # The call log is not worth a failed welcome: the caller still gets the prompt.
-            log.warning("welcome: call log not written for %s: %s", call.uniqueid, exc)
+    if ctx.call_log is not None:  # written off the call path
+        ctx.call_log.record(Entry(call.uniqueid, "welcome", call.dnid, call.caller, prompt))
 
 
 def prompt_missing(call: Call, ctx: HandlerContext) -> None:

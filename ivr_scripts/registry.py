@@ -19,6 +19,7 @@ class HandlerContext:
 
     store: Any = None
     catalog: Any = None
+    call_log: Any = None
     settings: dict[str, Any] = field(default_factory=dict)
 
 

@@ -109,17 +109,21 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
     if args.dsn:
         store = Store(config=StoreConfig(conninfo=args.dsn))
         store.open(wait=False)  # the server must come up even while the DB is down
-    catalog = None
+    catalog = call_log = None
     if store is not None:
+        from ivr_scripts.calllog import CallLog
         from ivr_scripts.catalog import PromptCatalog
 
         from .prompts_db import published_versions, rules
 
         catalog = PromptCatalog(load=lambda: (rules(store), published_versions(store)))
+        catalog.prime()
+        call_log = CallLog(store=store)
+        call_log.start()
     settings = {"welcome_prompts": {"default": args.fixed_welcome}} if args.fixed_welcome else {}
     server = FastAgiServer(registry=default_registry(),
                            context=HandlerContext(store=store, catalog=catalog,
-                                                  settings=settings),
+                                                  call_log=call_log, settings=settings),
                            config=AgiServerConfig(host=args.host, port=args.port,
                                                   backlog=args.backlog))
     server.start()
@@ -132,6 +136,8 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         signal.pause()
     left = server.shutdown(grace=args.grace)
+    if call_log is not None:
+        call_log.close()
     if store is not None:
         store.close()
     return 0 if left == 0 else 1

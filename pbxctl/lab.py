@@ -20,10 +20,10 @@ from typing import Any
 from provisioning.lab_site import GatewayParams, gateway_configs
 
 from .ami import AmiClient
-from .errors import LabStateError, ServiceStartError
+from .errors import LabStateError, ServiceStartError, WaitTimeout
 from .fsutil import atomic_write
 from .netutil import free_port, tcp_accepts
-from .procs import pid_alive, spawn, stop_pid, tail, wait_pid_gone
+from .procs import pid_alive, spawn, stop_pid, tail, wait_pid_gone, wait_until
 from .sandbox.asterisk import AsteriskInstance, find_asterisk
 from .sandbox.postgres import PostgresCluster, find_pg_bindir
 from .sandbox.sipp import SippProcess, pcap, scenario_path
@@ -163,7 +163,13 @@ def demo_call(ast: AsteriskInstance, sip_port: int, root: Path, conninfo: str,
         event = events.wait_for(lambda m: m.get("UserEvent") == "PbxctlCall", timeout=10,
                                 what="PbxctlCall UserEvent from the dialplan")
     with Store(config=StoreConfig(conninfo=conninfo)) as store:
-        rows = [r for r in store.agi_calls(limit=10) if r["dnid"] == DEMO_DID]
+        def logged() -> list[dict[str, object]]:
+            return [r for r in store.agi_calls(limit=10) if r["dnid"] == DEMO_DID]
+
+        # The server writes its call log off the call path: give it a moment.
+        with contextlib.suppress(WaitTimeout):
+            wait_until(lambda: bool(logged()), timeout=10, what="the call log row")
+        rows = logged()
     return {
         "did": DEMO_DID,
         "caller": DEMO_CALLER,

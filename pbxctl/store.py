@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from importlib import resources
 
@@ -21,6 +22,9 @@ class StoreConfig:
     max_size: int = 8
     connect_timeout: float = 3.0
     statement_timeout_ms: int = 2000
+    # After a failure, fail at once for this long instead of making every caller wait out the
+    # pool timeout; then one request tries again (a circuit breaker).
+    retry_after: float = 2.0
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -38,6 +42,8 @@ class Store:
     def __init__(self, *, config: StoreConfig) -> None:
         self.config = config
         self._pool: ConnectionPool | None = None
+        self._down_until = 0.0
+        self._down_reason = ""
 
     def open(self, *, wait: bool = True) -> None:
         opts = f"-c statement_timeout={self.config.statement_timeout_ms}"
@@ -48,7 +54,9 @@ class Store:
             kwargs={"options": opts, "autocommit": True,
                     "connect_timeout": max(1, int(self.config.connect_timeout))},
             timeout=self.config.connect_timeout,
-            reconnect_timeout=0,
+            # Keep trying to reconnect in the background for as long as the server is down.
+            reconnect_timeout=24 * 3600,
+            check=ConnectionPool.check_connection,
             open=False,
             name="pbxctl",
         )
@@ -82,16 +90,32 @@ class Store:
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Run one parameterised statement (values never formatted into SQL)."""
+        now = time.monotonic()
+        if now < self._down_until:
+            raise StoreUnavailable(f"database marked down: {self._down_reason}",
+                                   hint="check PostgreSQL")
         try:
             with self._conn().connection(timeout=self.config.connect_timeout) as conn:
                 cur = conn.execute(sql, params)
-                return list(cur.fetchall()) if cur.description else []
+                rows = list(cur.fetchall()) if cur.description else []
         except PoolTimeout as exc:
+            self._mark_down("no database connection available in time")
             raise StoreUnavailable("no database connection available in time",
                                    hint="check PostgreSQL") from exc
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"database error: {exc}".splitlines()[0],
-                                   hint="check PostgreSQL") from exc
+            reason = f"database error: {exc}".splitlines()[0]
+            self._mark_down(reason)
+            raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
+        self._down_until = 0.0
+        return rows
+
+    def _mark_down(self, reason: str) -> None:
+        self._down_reason = reason
+        self._down_until = time.monotonic() + self.config.retry_after
+
+    @property
+    def marked_down(self) -> bool:
+        return time.monotonic() < self._down_until
 
     # -- schema ---------------------------------------------------------------
     def migrate(self) -> list[str]:

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from ivr_scripts.call import Call
+from ivr_scripts.calllog import CallLog
 from ivr_scripts.registry import HandlerContext, Registry
 from pbxctl import chanvars as V
 from pbxctl.ami import Message
 from pbxctl.netutil import free_port
+from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
 from pbxctl.sandbox.sipp import SippProcess, SippResult, pcap, scenario_path
 from pbxctl.store import Store
@@ -45,8 +47,10 @@ def call_gateway(ami_of: AmiOf, ast: AsteriskInstance, sip_port: int, workdir: P
 def test_handler_variable_drives_the_dialplan(agi_server_factory: AgiFactory,
                                               gateway_factory: GatewayFactory, ami_of: AmiOf,
                                               store: Store, short_tmp: Path) -> None:
+    call_log = CallLog(store=store)
+    call_log.start()
     server = agi_server_factory(context=HandlerContext(
-        store=store, settings={"welcome_prompts": {"95598": "vm-goodbye"}}))
+        store=store, call_log=call_log, settings={"welcome_prompts": {"95598": "vm-goodbye"}}))
     ast, sip_port = gateway_factory(agi_port=server.address[1])
     result, event = call_gateway(ami_of, ast, sip_port, short_tmp / "sipp")
     assert result.all_ok and result.successful == 1, result
@@ -54,6 +58,8 @@ def test_handler_variable_drives_the_dialplan(agi_server_factory: AgiFactory,
     assert event["Prompt"] == "vm-goodbye"  # the handler's choice, not the template default
     assert event["Playback"] == "SUCCESS"
     assert server.stats["ok"] == 1
+    wait_until(lambda: call_log.written == 1, timeout=10, what="the call log entry")
+    call_log.close()
     rows = [r for r in store.agi_calls() if r["outcome"] == "vm-goodbye"]
     assert len(rows) == 1 and rows[0]["dnid"] == "95598"
     assert ast.error_lines() == []

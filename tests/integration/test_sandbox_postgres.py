@@ -33,6 +33,21 @@ def test_store_on_a_dead_port_fails_fast_with_a_typed_error() -> None:
         s.open()
 
 
+def test_store_fails_fast_while_marked_down() -> None:
+    s = Store(config=StoreConfig(conninfo="host=127.0.0.1 port=1 dbname=x user=x",
+                                 connect_timeout=1, retry_after=60))
+    s.open(wait=False)
+    try:
+        with pytest.raises(StoreUnavailable) as first:
+            s.execute("SELECT 1")
+        assert "marked down" not in first.value.message
+        with pytest.raises(StoreUnavailable, match="database marked down"):
+            s.execute("SELECT 1")  # no second wait on the pool: callers are not held up
+        assert s.marked_down
+    finally:
+        s.close()
+
+
 def _tmp() -> Path:
     return Path(tempfile.mkdtemp(prefix="pbxpg-", dir="/tmp"))
 

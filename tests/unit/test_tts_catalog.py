@@ -27,7 +27,8 @@ def test_money_words(amount: str, words: str) -> None:
 
 
 def test_speakable_sentence() -> None:
-    assert speakable("2026年12月5日前缴纳123.45元") == "二零二六年十二月五日前缴纳一百二十三元四角五分"
+    assert speakable("2026年12月5日前缴纳123.45元") == \
+        "二零二六年十二月五日前缴纳一百二十三元四角五分"
 
 
 def test_fragments_cover_amounts_and_dates() -> None:

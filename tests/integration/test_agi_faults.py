@@ -1,0 +1,262 @@
+"""Faults on the FastAGI path, each with real parts: the call is never dropped.
+
+- the FastAGI server process killed mid-session (SIGKILL while waiting for the caller's digits)
+- the FastAGI server unreachable (SYNs dropped: a listener whose accept queue is full)
+- a handler that hangs (over its time budget)
+- PostgreSQL stopped while callers use self-service
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr_scripts.call import Call
+from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
+from ivr_scripts.health import check
+from ivr_scripts.phrases import init_system_prompts
+from ivr_scripts.registry import HandlerContext, Registry
+from pbxctl.ami import AmiClient, Message, Subscription
+from pbxctl.procs import stop_pid, wait_until
+from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.postgres import PostgresCluster
+from pbxctl.sandbox.sipp import SippProcess, SippResult
+from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.selfservice_db import seed_sample_data
+from pbxctl.store import Store, StoreConfig
+from pbxctl.tts import TtsCache, check_audio
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.publish import prompt_dir, publish
+from provisioning.sample import seed_input
+from provisioning.secrets import Secrets, ensure_secrets, secrets_path
+
+from ..conftest import SiteFactory, management_ami
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
+
+ACCOUNT = "3301010001"
+
+
+def _contact_ok(ast: AsteriskInstance, aor: str) -> bool:
+    return any(line.strip().startswith(f"Contact:  {aor}/") and " Avail " in line
+               for line in ast.cli("pjsip show contacts").splitlines())
+
+
+class Lab:
+    def __init__(self, inv: Inventory, secrets: Secrets, province: AsteriskInstance,
+                 gw: AsteriskInstance, workdir: Path) -> None:
+        self.inv, self.secrets, self.province, self.gw, self.workdir = (
+            inv, secrets, province, gw, workdir)
+        self.menu_at = 0  # ms after the call starts when the menu is listening
+
+    def ami(self, ast: AsteriskInstance) -> AmiClient:
+        return management_ami(ast, str(self.inv.province.cti.a))
+
+    def caller(self, name: str, steps: list[tuple[int, str]], hold_ms: int) -> SippProcess:
+        hz = self.inv.prefecture("HZ")
+        scenario = write_scenario(self.workdir, name, dtmf_scenario(
+            steps, pcap_dir=self.workdir / f"{name}-pcaps", hold_ms=hold_ms))
+        return SippProcess(scenario=scenario, workdir=self.workdir / name,
+                           local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
+                           service=hz.dids[0], timeout=90, keys={"caller": "057188880000"})
+
+
+@pytest.fixture
+def lab(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path) -> Lab:
+    inv = load_inventory(small_inventory_path)
+    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
+    province = site_factory(inv, secrets, "zj-pbx")
+    gw = site_factory(inv, secrets, "hz-gw", verbose_log=True)
+    wait_until(lambda: _contact_ok(gw, "province-a"), timeout=15, what="province-a qualified")
+    return Lab(inv, secrets, province, gw, short_tmp / "sipp")
+
+
+def _queue_join(events: Subscription, timeout: float = 40) -> Message:
+    return events.wait_for(lambda m: m.get("Event") == "QueueCallerJoin", timeout=timeout,
+                           what="QueueCallerJoin on the province")
+
+
+def test_hung_handler_is_cut_by_its_budget_and_the_call_goes_on(lab: Lab) -> None:
+    def welcome(call: Call, ctx: HandlerContext) -> None:
+        ctx.settings["hung"] = True
+        threading_event.wait(60)  # hangs far past its budget
+
+    import threading
+
+    threading_event = threading.Event()
+    ctx = HandlerContext()
+    server = FastAgiServer(registry=Registry([(welcome, 1.0)]), context=ctx,
+                           config=AgiServerConfig(host=str(lab.inv.province.cti.a),
+                                                  port=lab.inv.province.cti_port))
+    server.start()
+    ami = lab.ami(lab.province)
+    try:
+        with ami.subscribe() as events:
+            caller = lab.caller("hung", [(6000, "0")], hold_ms=6000)
+            caller.start()
+            joined = _queue_join(events)
+            result = caller.wait()
+    finally:
+        threading_event.set()
+        ami.close()
+        server.shutdown(grace=5)
+    assert ctx.settings["hung"] and server.stats["timeouts"] >= 1
+    assert joined["Queue"] == "acd-HZ" and result.successful == 1, result
+    assert "__PBXCTL_WELCOME=local" in (lab.gw.root / "log" / "full").read_text()
+
+
+@pytest.fixture
+def syn_dropping_listeners(lab: Lab) -> Iterator[None]:
+    """Listeners on both CTI addresses whose accept queues are full: the kernel drops new SYNs,
+    as for a host that is gone, so Asterisk's connect runs into its own 2 s limit."""
+    socks: list[socket.socket] = []
+    for addr in (lab.inv.province.cti.a, lab.inv.province.cti.b):
+        listener = socket.socket()
+        listener.bind((str(addr), lab.inv.province.cti_port))
+        listener.listen(0)
+        socks.append(listener)
+        for _ in range(3):  # fill the queue; a blocked attempt gives up after 0.3 s
+            filler = socket.socket()
+            filler.settimeout(0.3)
+            try:
+                filler.connect((str(addr), lab.inv.province.cti_port))
+            except OSError:
+                filler.close()
+                break
+            socks.append(filler)
+    yield
+    for s in socks:
+        s.close()
+
+
+def test_unreachable_server_costs_a_bounded_delay_and_the_call_proceeds(
+        lab: Lab, syn_dropping_listeners: None) -> None:
+    ami = lab.ami(lab.province)
+    try:
+        with ami.subscribe() as events:
+            caller = lab.caller("unreachable", [(9000, "0")], hold_ms=6000)
+            caller.start()
+            joined = _queue_join(events)
+            result = caller.wait()
+    finally:
+        ami.close()
+    assert joined["Queue"] == "acd-HZ" and result.successful == 1, result
+    log = (lab.gw.root / "log" / "full").read_text()
+    # Asterisk's own record of the bound: one 2 s connect limit per CTI address, then local.
+    assert log.count("timed out after MAX_AGI_CONNECT (2000) milliseconds") == 2
+    assert "__PBXCTL_WELCOME=local" in log
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PostgresCluster]:
+    root = Path(tempfile.mkdtemp(prefix="pbxpgf-", dir="/tmp"))
+    cluster = PostgresCluster(root=root)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def agi_process(lab: Lab, private_pg: PostgresCluster, tts_cache_dir: Path, short_tmp: Path
+                ) -> Iterator[subprocess.Popen[bytes]]:
+    """`pbxctl agi serve` as its own process at the inventory's CTI address, with a store
+    holding sample data and prompts published on the gateway."""
+    assert private_pg.endpoint is not None
+    dsn = private_pg.endpoint.conninfo()
+    with Store(config=StoreConfig(conninfo=dsn)) as store:
+        store.migrate()
+        seed_sample_data(store, seed_input(lab.inv))
+        init_system_prompts(store)
+        publish(store, lab.inv, short_tmp, cache=TtsCache(root=tts_cache_dir),
+                sites=[lab.inv.site("hz-gw")])
+    welcome = prompt_dir(short_tmp, "hz-gw") / "welcome-default" / "current.wav"
+    lab.menu_at = 600 + int(check_audio(welcome) * 1000) + 800  # answer + welcome + margin
+    host, port = str(lab.inv.province.cti.a), lab.inv.province.cti_port
+    with open(short_tmp / "agi.log", "wb") as errlog:
+        proc = subprocess.Popen([sys.executable, "-m", "pbxctl", "agi", "serve", "--host", host,
+                                 "--port", str(port), "--dsn", dsn],
+                                stdout=subprocess.DEVNULL, stderr=errlog, start_new_session=True)
+
+    def healthy() -> bool:
+        try:
+            check(host, port, timeout=1.0)
+            return True
+        except Exception:  # noqa: BLE001 -- not up yet
+            return False
+
+    try:
+        wait_until(healthy, timeout=20, what="pbxctl agi serve to answer ping")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            stop_pid(proc.pid)
+        proc.wait(timeout=5)
+
+
+def _bill_call(lab: Lab, name: str) -> SippProcess:
+    return lab.caller(name, [(lab.menu_at, "1"), (2500, ACCOUNT + "#")], hold_ms=8000)
+
+
+def test_server_killed_mid_session_continues_on_the_local_fallback(
+        lab: Lab, agi_process: subprocess.Popen[bytes]) -> None:
+    gw_ami, pr_ami = lab.ami(lab.gw), lab.ami(lab.province)
+    try:
+        with gw_ami.subscribe() as gw_events, pr_ami.subscribe() as pr_events:
+            caller = lab.caller("killed", [(lab.menu_at, "1")], hold_ms=15000)
+            caller.start()
+            # The bill handler is waiting for the caller's account digits: kill it there.
+            gw_events.wait_for(lambda m: m.get("Event") == "AGIExecStart"
+                               and m.get("Command", "").startswith("GET DATA"),
+                               timeout=30, what="bill handler waiting for digits")
+            os.kill(agi_process.pid, signal.SIGKILL)
+            service = gw_events.wait_for(lambda m: m.get("UserEvent") == "PbxctlService",
+                                         timeout=20, what="PbxctlService")
+            joined = _queue_join(pr_events)
+            result = caller.wait()
+    finally:
+        gw_ami.close()
+        pr_ami.close()
+    assert service["Service"] == "bill" and service["Status"] == ""  # the session broke
+    assert joined["Queue"] == "acd-HZ"  # apology, then an agent
+    assert result.successful == 1 and result.failed == 0, result
+
+
+def test_database_stopped_mid_run_apology_and_agent_zero_dropped(
+        lab: Lab, agi_process: subprocess.Popen[bytes], private_pg: PostgresCluster) -> None:
+    gw_ami, pr_ami = lab.ami(lab.gw), lab.ami(lab.province)
+    results: list[SippResult] = []
+    services: list[Message] = []
+    try:
+        with gw_ami.subscribe() as gw_events, pr_ami.subscribe() as pr_events:
+            for i in range(2):
+                caller = _bill_call(lab, f"dbdown{i}")
+                caller.start()
+                if i == 0:  # stop PostgreSQL while the first caller types the account
+                    gw_events.wait_for(lambda m: m.get("Event") == "AGIExecStart"
+                                       and m.get("Command", "").startswith("GET DATA"),
+                                       timeout=30, what="bill handler waiting for digits")
+                    private_pg.kill()
+                services.append(gw_events.wait_for(
+                    lambda m: m.get("UserEvent") == "PbxctlService", timeout=40,
+                    what="PbxctlService"))
+                _queue_join(pr_events)
+                results.append(caller.wait())
+    finally:
+        gw_ami.close()
+        pr_ami.close()
+    assert [s["Result"] for s in services] == ["store-unavailable"] * 2
+    assert all(s["Status"] == "OK" and s["Next"] == "agent" for s in services)
+    assert [(r.successful, r.failed) for r in results] == [(1, 0), (1, 0)]
+    played = (lab.gw.root / "log" / "full").read_text()
+    assert played.count("/apology/current") == 2
