@@ -133,8 +133,23 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     logging.getLogger("pbxctl.agi").info("listening on %s:%d", *server.address)
+    from ivr_scripts.health import check
+    from ivr_scripts.sdnotify import notify, start_watchdog
+
+    def self_check() -> bool:
+        try:
+            check(*server.address, timeout=2.0)
+            return True
+        except PbxctlError:
+            return False
+
+    watchdog = start_watchdog(self_check, environ=env.environ)
+    notify("READY=1", environ=env.environ)
     with contextlib.suppress(KeyboardInterrupt):
         signal.pause()
+    notify("STOPPING=1", environ=env.environ)
+    if watchdog is not None:
+        watchdog.set()
     left = server.shutdown(grace=args.grace)
     if call_log is not None:
         call_log.close()

@@ -18,8 +18,10 @@ from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
 from pbxctl.ami import Message
+from pbxctl.netutil import free_port
 from pbxctl.prompts_db import published_versions, rules
 from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.relay import CountingRelay
 from pbxctl.sandbox.sipp import SippProcess, SippResult
 from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.selfservice_db import latest_unpaid_bill, seed_sample_data
@@ -159,3 +161,55 @@ def test_missing_local_prompt_plays_local_default_and_reports_drift(stack: Stack
     assert stack.played()[0] == "welcome-default"  # ../current: the local default
     rows = stack.store.execute("SELECT site, prompt, problem FROM prompt_drift")
     assert rows == [("hz-gw", "welcome-default/v1", "file missing at call time")]
+
+
+@pytest.fixture
+def relayed_stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_db: Store,
+                  tts_cache_dir: Path, short_tmp: Path) -> Iterator[tuple[Stack, CountingRelay]]:
+    """As `stack`, but the CTI address is a byte-counting relay in front of the server."""
+    inv = load_inventory(small_inventory_path)
+    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
+    phrases.init_system_prompts(fresh_db)
+    publish(fresh_db, inv, short_tmp, cache=TtsCache(root=tts_cache_dir),
+            sites=[inv.site("hz-gw")])
+    catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
+    catalog.prime()
+    agi = FastAgiServer(registry=default_registry(),
+                        context=HandlerContext(store=fresh_db, catalog=catalog),
+                        config=AgiServerConfig(host="127.0.0.1", port=free_port()))
+    agi.start()
+    relay = CountingRelay(listen=(str(inv.province.cti.a), inv.province.cti_port),
+                          target=agi.address)
+    relay.start()
+    try:
+        gw = site_factory(inv, secrets, "hz-gw", verbose_log=True)
+        yield (Stack(inv, fresh_db, gw, agi, prompt_dir(short_tmp, "hz-gw"),
+                     short_tmp / "sipp"), relay)
+    finally:
+        relay.stop()
+        agi.shutdown(grace=5)
+
+
+def test_only_control_crosses_the_wan_during_a_welcome(
+        relayed_stack: tuple[Stack, CountingRelay]) -> None:
+    """Central control, local playback, measured: bytes between the gateway and the province
+    during a welcome vs the bytes of the prompt the gateway played from its own disk."""
+    stack, relay = relayed_stack
+    hz = stack.inv.prefecture("HZ")
+    hold = stack.welcome_ms() + 1500
+    scenario = write_scenario(stack.workdir, "welcome", dtmf_scenario(
+        [], pcap_dir=stack.workdir / "w-pcaps", hold_ms=hold))
+    sipp = SippProcess(scenario=scenario, workdir=stack.workdir,
+                       local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
+                       service=hz.dids[0], keys={"caller": "057188880000"}, timeout=60)
+    sipp.start()
+    result = sipp.wait()
+    assert result.successful == 1, result
+    assert stack.played()[0] == "welcome-default/v1"
+    audio = (stack.prompts / "welcome-default" / "v1.alaw").stat().st_size  # what was played
+    assert relay.counts.sessions == 1
+    ratio = relay.counts.total / audio
+    print(f"\nwelcome: {relay.counts.total} bytes of AGI control crossed "
+          f"({relay.counts.upstream} up, {relay.counts.downstream} down) vs {audio} bytes of "
+          f"prompt audio played locally: ratio {ratio:.4f}")
+    assert ratio < 0.05  # control is a few hundred bytes; the audio tens of kilobytes

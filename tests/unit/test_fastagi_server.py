@@ -3,6 +3,7 @@ a concurrent healthy session that must never notice, graceful shutdown."""
 
 from __future__ import annotations
 
+import resource
 import socket
 import threading
 import time
@@ -161,3 +162,43 @@ def test_graceful_shutdown_finishes_running_calls_and_refuses_new() -> None:
     stopper.join(timeout=10)
     assert left == [0]
     running.close()
+
+
+def test_holds_two_thousand_concurrent_sessions() -> None:
+    """2,000 sessions inside a handler at once (a listen backlog of 1024 absorbs the burst);
+    each is answered once released."""
+    n = 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 3 * n:  # both ends of every connection live in this process
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * n), hard))
+    inside = threading.Semaphore(0)
+    release = threading.Event()
+
+    def hold(call: Call, ctx: HandlerContext) -> None:
+        inside.release()
+        release.wait(60)
+
+    srv = FastAgiServer(registry=Registry([(hold, 120.0)]), context=HandlerContext(),
+                        config=AgiServerConfig(port=free_port(), read_timeout=60))
+    srv.start()
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(srv.address, timeout=10)
+            s.sendall(ENV_OK.replace(b"welcome", b"hold") + b"\n")
+            socks.append(s)
+        for _ in range(n):
+            assert inside.acquire(timeout=60), "not every session reached its handler"
+        release.set()
+        answered = 0
+        for s in socks:
+            f = s.makefile("rb")
+            if f.readline() == b'SET VARIABLE "PBXCTL_STATUS" "OK"\n':
+                answered += 1
+            s.sendall(b"200 result=1\n")
+        assert answered == n
+    finally:
+        release.set()
+        for s in socks:
+            s.close()
+        srv.shutdown(grace=10)
