@@ -3,6 +3,7 @@ measure what crosses the link (e.g. FastAGI control between a gateway and the pr
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -68,10 +69,8 @@ class CountingRelay:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):  # the other side may be gone already
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def stop(self) -> None:
         self._stop.set()
