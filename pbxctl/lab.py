@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -216,8 +217,6 @@ def lab_down(root: Path, *, progress: Progress, keep_files: bool = False) -> lis
 
 
 def _stop_asterisk(conf: str, pid: int) -> None:
-    import subprocess
-
     asterisk = shutil.which("asterisk") or "/usr/sbin/asterisk"
     with contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run([asterisk, "-C", conf, "-rx", "core stop now"], capture_output=True,
