@@ -92,6 +92,7 @@ def stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_db: Store
     publish(fresh_db, inv, short_tmp, cache=TtsCache(root=tts_cache_dir),
             sites=[inv.site("hz-gw")])
     catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
+    assert catalog.prime()  # as `pbxctl agi serve` does at start
     agi = FastAgiServer(registry=default_registry(),
                         context=HandlerContext(store=fresh_db, catalog=catalog),
                         config=AgiServerConfig(host=str(inv.province.cti.a),
