@@ -23,6 +23,7 @@ def expected(inv: Inventory, site: Site) -> SiteExpectation:
             "from-gateways": frozenset(p.queue for p in inv.prefectures),
             "seats": frozenset(s.extension for s in seats),
             "supervisors": frozenset(),
+            "pbxctl-overflow": frozenset(["s"]),
         }
         queues = {p.queue: frozenset(f"PJSIP/{a.id}" for a in p.agents) for p in inv.prefectures}
         queues[inv.province.supervisor_queue] = frozenset(

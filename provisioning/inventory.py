@@ -280,6 +280,8 @@ def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
                                default=dflt.queue_timeout, kind=int),
         agent_ring_timeout=c.number(d, "agent_ring_timeout", f"{path}.agent_ring_timeout", lo=5,
                                     hi=120, default=dflt.agent_ring_timeout, kind=int),
+        overflow_wait=c.number(d, "overflow_wait", f"{path}.overflow_wait", lo=5, hi=3600,
+                               default=dflt.overflow_wait, kind=int),
     )
 
 

@@ -46,6 +46,7 @@ class Options:
     trunk_dial_timeout: int = 5
     queue_timeout: int = 300
     agent_ring_timeout: int = 15
+    overflow_wait: int = 60  # seconds in the prefecture queue before the supervisors take over
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16
     elif site.role == "province":
         files["extensions.conf"] = render(
             "asterisk/extensions_province.conf.j2", site=site, options=opts,
-            prefectures=inv.prefectures, seats=inv.all_seats())
+            prefectures=inv.prefectures, seats=inv.all_seats(),
+            supervisor_queue=inv.province.supervisor_queue)
     else:
         assert pref is not None
         files["extensions.conf"] = render("asterisk/extensions_lss.conf.j2", site=site,

@@ -59,10 +59,12 @@ def _play(path: Path) -> str:
 
 
 def dtmf_scenario(steps: list[tuple[int, str]], *, pcap_dir: Path,
-                  hold_ms: int | None = None, bye_timeout_ms: int = 60000) -> str:
+                  hold_ms: int | None = None, bye_timeout_ms: int = 60000,
+                  speech_after: Path | None = None) -> str:
     """Scenario XML; the renumbered digit pcaps it plays are written into ``pcap_dir``.
     ``hold_ms``: hang up that long after the last digit; None: wait for the PBX's BYE (at
-    most ``bye_timeout_ms``)."""
+    most ``bye_timeout_ms``). ``speech_after``: an audio pcap (e.g. SIPp's g711a.pcap) the
+    caller starts speaking after the last digit."""
     out = [_invite_and_ack().replace('name="pbxctl uac wait bye"', 'name="pbxctl uac dtmf"')]
     pcap_dir.mkdir(parents=True, exist_ok=True)
     seq, ts, n = 1000, 160000, 0
@@ -78,6 +80,8 @@ def dtmf_scenario(steps: list[tuple[int, str]], *, pcap_dir: Path,
             seq, ts = renumbered_pcap(PCAP_DIR / DIGIT_PCAP[digit], dst, seq=seq, ts=ts)
             n += 1
             out.append(_play(dst))
+    if speech_after is not None:
+        out.append(_play(speech_after))
     if hold_ms is None:
         out.append(f'  <recv request="BYE" timeout="{int(bye_timeout_ms)}"/>\n')
         out.append('''  <send>
