@@ -5,6 +5,7 @@ the provincial supervisors when no agent of the prefecture is ready."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,11 +69,14 @@ def center(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Pat
     inv = load_inventory(small_inventory_path)
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
     province = site_factory(inv, secrets, "zj-pbx", verbose_log=True)
+    def sees_province(ast: AsteriskInstance) -> bool:
+        return any(" Avail " in ln for ln in ast.cli("pjsip show contacts").splitlines()
+                   if "province-a/" in ln)
+
     for gw in ("hz-gw", "nb-gw"):
         ast = site_factory(inv, secrets, gw)
-        wait_until(lambda a=ast: any(" Avail " in ln for ln in a.cli("pjsip show contacts")
-                                     .splitlines() if "province-a/" in ln),
-                   timeout=15, what=f"{gw} to qualify the province")
+        wait_until(functools.partial(sees_province, ast), timeout=15,
+                   what=f"{gw} to qualify the province")
     phones = Phones(inv, secrets, province, short_tmp / "phones")
     yield inv, province, phones
     phones.stop()
