@@ -17,7 +17,7 @@ from ivr_scripts.registry import HandlerContext
 from pbxctl.ami import Message, Subscription
 from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.sipp import SippProcess
+from pbxctl.sandbox.sipp import SippProcess, SippResult
 from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
@@ -49,6 +49,23 @@ def _province_entry(events: Subscription) -> Message:
                            what="QueueCallerJoin on the province")
 
 
+def _call_into_province(inv: Inventory, province: AsteriskInstance, gw: AsteriskInstance,
+                        workdir: Path) -> tuple[Message, SippResult]:
+    """Once the gateway sees the province on path A (qualify, 1 s), one caller through it;
+    returns the province's QueueCallerJoin and SIPp's result."""
+    wait_until(lambda: _contact_status(gw, "province-a") == "Avail", timeout=15,
+               what="hz-gw to qualify province-a")
+    ami = management_ami(province, str(inv.province.cti.a))
+    try:
+        with ami.subscribe() as events:
+            caller = _caller(inv, workdir / "sipp", hold_ms=8000)
+            caller.start()
+            joined = _province_entry(events)
+            return joined, caller.wait()
+    finally:
+        ami.close()
+
+
 def _contact_status(ast: AsteriskInstance, aor: str) -> str:
     for line in ast.cli("pjsip show contacts").splitlines():
         if line.strip().startswith(f"Contact:  {aor}/"):
@@ -68,18 +85,7 @@ def test_gateway_reaches_fastagi_of_inventory_then_province_queue(
         province = site_factory(inv, secrets, "zj-pbx")
         gw = site_factory(inv, secrets, "hz-gw")
         site_factory(inv, secrets, "hz-lss")
-        # The gateway must see the province on path A before the call (qualify, 1 s).
-        wait_until(lambda: _contact_status(gw, "province-a") == "Avail", timeout=15,
-                   what="hz-gw to qualify province-a")
-        ami = management_ami(province, str(inv.province.cti.a))
-        try:
-            with ami.subscribe() as events:
-                caller = _caller(inv, short_tmp / "sipp", hold_ms=8000)
-                caller.start()
-                joined = _province_entry(events)
-                result = caller.wait()
-        finally:
-            ami.close()
+        joined, result = _call_into_province(inv, province, gw, short_tmp)
     finally:
         agi.shutdown(grace=5)
     assert joined["Queue"] == "acd-supervisors"  # HZ's ACD, overflowing: no agent here
@@ -128,17 +134,7 @@ def test_fastagi_down_province_up_plays_local_welcome_and_reaches_province_queue
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
     province = site_factory(inv, secrets, "zj-pbx")
     gw = site_factory(inv, secrets, "hz-gw")
-    wait_until(lambda: _contact_status(gw, "province-a") == "Avail", timeout=15,
-               what="hz-gw to qualify province-a")
-    ami = management_ami(province, str(inv.province.cti.a))
-    try:
-        with ami.subscribe() as events:
-            caller = _caller(inv, short_tmp / "sipp", hold_ms=8000)
-            caller.start()
-            joined = _province_entry(events)
-            result = caller.wait()
-    finally:
-        ami.close()
+    joined, result = _call_into_province(inv, province, gw, short_tmp)
     assert joined["Queue"] == "acd-supervisors"
     assert result.successful == 1, result
     log = (gw.root / "log" / "messages").read_text()

@@ -60,17 +60,23 @@ class Stack:
     def welcome_ms(self) -> int:
         return int(check_audio(self.prompts / "welcome-default" / "current.wav") * 1000)
 
-    def call(self, steps: list[tuple[int, str]], name: str) -> tuple[SippResult, Message]:
+    def caller(self, name: str, steps: list[tuple[int, str]], *, hold_ms: int | None = None
+               ) -> SippProcess:
+        """A PSTN caller into HZ's gateway pressing ``steps``; it hangs up after ``hold_ms``
+        or, if None, waits for the PBX to hang up."""
         hz = self.inv.prefecture("HZ")
         scenario = write_scenario(self.workdir, name, dtmf_scenario(
-            steps, pcap_dir=self.workdir / f"{name}-pcaps", bye_timeout_ms=90000))
+            steps, pcap_dir=self.workdir / f"{name}-pcaps", hold_ms=hold_ms,
+            bye_timeout_ms=90000))
+        return SippProcess(scenario=scenario, workdir=self.workdir,
+                           local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
+                           service=hz.dids[0], keys={"caller": "057188880000"}, timeout=120)
+
+    def call(self, steps: list[tuple[int, str]], name: str) -> tuple[SippResult, Message]:
         ami = management_ami(self.gw, str(self.inv.province.cti.a))
         try:
             with ami.subscribe() as events:
-                sipp = SippProcess(scenario=scenario, workdir=self.workdir,
-                                   local_ip=str(hz.pstn_gateway.a),
-                                   remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
-                                   keys={"caller": "057188880000"}, timeout=120)
+                sipp = self.caller(name, steps)
                 sipp.start()
                 try:
                     result = sipp.wait()
@@ -140,16 +146,10 @@ def test_outage_query_for_the_callers_area(stack: Stack) -> None:
 def test_missing_local_prompt_plays_local_default_and_reports_drift(stack: Stack) -> None:
     for f in (stack.prompts / "welcome-default").glob("v1.*"):
         f.unlink()
-    hz = stack.inv.prefecture("HZ")
-    scenario = write_scenario(stack.workdir, "drift", dtmf_scenario(
-        [], pcap_dir=stack.workdir / "drift-pcaps", hold_ms=stack.welcome_ms() + 1500))
     ami = management_ami(stack.gw, str(stack.inv.province.cti.a))
     try:
         with ami.subscribe() as events:
-            sipp = SippProcess(scenario=scenario, workdir=stack.workdir,
-                               local_ip=str(hz.pstn_gateway.a),
-                               remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
-                               keys={"caller": "057188880000"}, timeout=60)
+            sipp = stack.caller("drift", [], hold_ms=stack.welcome_ms() + 1500)
             sipp.start()
             drift = events.wait_for(lambda m: m.get("UserEvent") == "PbxctlPromptDrift",
                                     timeout=15, what="PbxctlPromptDrift")
@@ -195,13 +195,7 @@ def test_only_control_crosses_the_wan_during_a_welcome(
     """Central control, local playback, measured: bytes between the gateway and the province
     during a welcome vs the bytes of the prompt the gateway played from its own disk."""
     stack, relay = relayed_stack
-    hz = stack.inv.prefecture("HZ")
-    hold = stack.welcome_ms() + 1500
-    scenario = write_scenario(stack.workdir, "welcome", dtmf_scenario(
-        [], pcap_dir=stack.workdir / "w-pcaps", hold_ms=hold))
-    sipp = SippProcess(scenario=scenario, workdir=stack.workdir,
-                       local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
-                       service=hz.dids[0], keys={"caller": "057188880000"}, timeout=60)
+    sipp = stack.caller("welcome", [], hold_ms=stack.welcome_ms() + 1500)
     sipp.start()
     result = sipp.wait()
     assert result.successful == 1, result
