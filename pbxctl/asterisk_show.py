@@ -8,12 +8,19 @@ _ENDPOINT = re.compile(r"^ Endpoint:\s+([^<\s/][^\s/]*)")
 _CONTEXT = re.compile(r"^\[ Context '([^']+)' created by '([^']+)' \]")
 _EXTEN = re.compile(r"^  '([^']+)' =>")
 _QUEUE = re.compile(r"^(\S+) has \d+ calls? ")
+_CONTACT = re.compile(r"^\s+Contact:\s+([^/\s<]+)/\S+\s+\S+\s+(\S+)")
 _MEMBER = re.compile(r"^\s+(?:.*? )?\(((?:PJSIP|SIP|Local)/[^\s)]+)")
 
 
 def endpoints(pjsip_show_endpoints: str) -> set[str]:
     return {m.group(1) for line in pjsip_show_endpoints.splitlines()
             if (m := _ENDPOINT.match(line))}
+
+
+def contacts(pjsip_show_contacts: str) -> dict[str, str]:
+    """AOR → contact status (Avail, Unavail, NonQual, Unknown) from `pjsip show contacts`."""
+    return {m.group(1): m.group(2) for line in pjsip_show_contacts.splitlines()
+            if (m := _CONTACT.match(line))}
 
 
 def dialplan(dialplan_show: str, *, registrar: str = "pbx_config") -> dict[str, set[str]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -234,6 +233,3 @@ def lab_status(root: Path) -> dict[str, Any]:
     data["alive"] = {str(p): pid_alive(p) for p in state.pids()}
     return data
 
-
-def env_defaults() -> dict[str, str]:
-    return dict(os.environ)

@@ -6,6 +6,6 @@ bounded wait and stopped by PID. Nothing here is a mock.
 
 from .asterisk import AmiEndpoint, AsteriskInstance
 from .postgres import PostgresCluster
-from .sipp import SippResult, run_sipp
+from .sipp import SippProcess, SippResult
 
-__all__ = ["AmiEndpoint", "AsteriskInstance", "PostgresCluster", "SippResult", "run_sipp"]
+__all__ = ["AmiEndpoint", "AsteriskInstance", "PostgresCluster", "SippProcess", "SippResult"]

@@ -166,17 +166,15 @@ class SippProcess:
             errors=errors,
         )
 
+    def run(self) -> SippResult:
+        """Start, wait for the end (bounded), return SIPp's statistics; never left running."""
+        self.start()
+        try:
+            return self.wait()
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             stop_pid(self._proc.pid, grace=3.0)
             self._proc.wait(timeout=5)
-
-
-def run_sipp(**kwargs: object) -> SippResult:
-    """Start a SIPp, wait for it to finish (bounded), return its statistics."""
-    proc = SippProcess(**kwargs)  # type: ignore[arg-type]
-    proc.start()
-    try:
-        return proc.wait()
-    finally:
-        proc.stop()

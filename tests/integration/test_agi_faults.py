@@ -26,6 +26,7 @@ from ivr_scripts.health import check
 from ivr_scripts.phrases import init_system_prompts
 from ivr_scripts.registry import HandlerContext, Registry
 from pbxctl.ami import AmiClient, Message, Subscription
+from pbxctl.asterisk_show import contacts
 from pbxctl.procs import stop_pid, wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
 from pbxctl.sandbox.postgres import PostgresCluster
@@ -48,8 +49,7 @@ ACCOUNT = "3301010001"
 
 
 def _contact_ok(ast: AsteriskInstance, aor: str) -> bool:
-    return any(line.strip().startswith(f"Contact:  {aor}/") and " Avail " in line
-               for line in ast.cli("pjsip show contacts").splitlines())
+    return contacts(ast.cli("pjsip show contacts")).get(aor) == "Avail"
 
 
 class Lab:

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from pbxctl.ami import Message, Subscription
+from pbxctl.asterisk_show import contacts
 from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.sipp import SippProcess, pcap, run_sipp, scenario_path
+from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
 from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.tts import check_audio
 from provisioning.inventory import load_inventory
@@ -39,10 +40,10 @@ class Phones:
         ip = f"127.201.1.{self._next}"  # phones sit on the province's switch-A network
         self._next += 1
         pbx = (str(self.inv.province.pbx.a), 5060)
-        reg = run_sipp(scenario=scenario_path("register.xml"), workdir=self.workdir / seat_id,
-                       local_ip=ip, local_port=5060, remote=pbx,
-                       keys={"user": seat_id, "expires": "600"}, timeout=15,
-                       extra_args=("-au", seat_id, "-ap", self.secrets.sip[seat_id]))
+        reg = SippProcess(scenario=scenario_path("register.xml"), workdir=self.workdir / seat_id,
+                          local_ip=ip, local_port=5060, remote=pbx,
+                          keys={"user": seat_id, "expires": "600"}, timeout=15,
+                          extra_args=("-au", seat_id, "-ap", self.secrets.sip[seat_id])).run()
         assert reg.successful == 1, f"{seat_id} did not register: {reg.errors[-500:]}"
         uas = SippProcess(scenario=scenario_path("uas_agent.xml"),
                           workdir=self.workdir / seat_id, local_ip=ip, local_port=5060,
@@ -70,8 +71,7 @@ def center(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Pat
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
     province = site_factory(inv, secrets, "zj-pbx", verbose_log=True)
     def sees_province(ast: AsteriskInstance) -> bool:
-        return any(" Avail " in ln for ln in ast.cli("pjsip show contacts").splitlines()
-                   if "province-a/" in ln)
+        return contacts(ast.cli("pjsip show contacts")).get("province-a") == "Avail"
 
     for gw in ("hz-gw", "nb-gw"):
         ast = site_factory(inv, secrets, gw)

@@ -15,6 +15,7 @@ from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
 from pbxctl.ami import Message, Subscription
+from pbxctl.asterisk_show import contacts
 from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
 from pbxctl.sandbox.sipp import SippProcess, SippResult
@@ -67,10 +68,7 @@ def _call_into_province(inv: Inventory, province: AsteriskInstance, gw: Asterisk
 
 
 def _contact_status(ast: AsteriskInstance, aor: str) -> str:
-    for line in ast.cli("pjsip show contacts").splitlines():
-        if line.strip().startswith(f"Contact:  {aor}/"):
-            return line.split()[3]
-    return ""
+    return contacts(ast.cli("pjsip show contacts")).get(aor, "")
 
 
 def test_gateway_reaches_fastagi_of_inventory_then_province_queue(

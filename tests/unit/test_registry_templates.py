@@ -60,3 +60,13 @@ def test_hostile_agi_host_is_not_rendered() -> None:
         gateway_configs(GatewayParams(address="127.0.0.1", sip_port=5060,
                                       agi_host="127.0.0.1\n[evil]", agi_port=4573,
                                       pstn_address="127.0.0.1"))
+
+
+def test_contacts_parser_reads_status_per_aor() -> None:
+    from pbxctl.asterisk_show import contacts
+
+    out = ("  Contact:  <Aor/ContactUri.......................> <Hash....> <Status> <RTT(ms)..>\n"
+           "=====================================================================================\n"
+           "  Contact:  gw-a/sip:127.19.1.10:5060               0fd74a1901 Avail         0.412\n"
+           "  Contact:  province-b/sip:127.201.2.10:5060         e7856e29d7 Unavail       nan\n")
+    assert contacts(out) == {"gw-a": "Avail", "province-b": "Unavail"}
