@@ -56,6 +56,7 @@ _BASE_16: tuple[str, ...] = (
     "func_devstate",
     "func_shell",
     "func_env",
+    "func_uri",
     "bridge_simple",
     "bridge_native_rtp",
     "bridge_builtin_features",

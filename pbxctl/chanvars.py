@@ -32,3 +32,19 @@ OUTAGES = "PBXCTL_OUTAGES"
 def as_template_vars() -> dict[str, str]:
     """All names, for templates: ``{{ V.STATUS }}``."""
     return {k: v for k, v in globals().items() if k.isupper() and isinstance(v, str)}
+
+# Call records (pbxctl.callrecords): set along the call, written by the hangup handler.
+CALL_ORIGIN = "PBXCTL_CALL_ORIGIN"  # the gateway's linkedid, carried to the province
+DID = "PBXCTL_DID"
+CALLER = "PBXCTL_CALLER"
+PREFECTURE = "PBXCTL_PREFECTURE"
+QUEUE = "PBXCTL_QUEUE"
+AGENT = "PBXCTL_AGENT"
+T_START = "PBXCTL_T_START"
+T_ANSWER = "PBXCTL_T_ANSWER"
+OVERFLOWED = "PBXCTL_OVERFLOWED"
+RECORDING = "PBXCTL_RECORDING"
+MODE = "PBXCTL_MODE"
+# SIP headers the gateway adds when it hands a call to the province or the LSS.
+HEADER_DID = "X-Pbxctl-Did"
+HEADER_ORIGIN = "X-Pbxctl-Origin"

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
+from . import __version__, cli_calls
 from .errors import PbxctlError, UsageError
 
 EXIT_INTERNAL = 1
@@ -433,6 +433,11 @@ def cmd_version(args: argparse.Namespace, env: Env) -> int:
 
 
 # -- table and parser --------------------------------------------------------------------------
+def dsn_arg(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sp.add_argument("--dsn", help="PostgreSQL conninfo (or PBXCTL_DSN)")
+    return sp
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pbxctl", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
@@ -490,10 +495,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = nouns.add_parser("prompts", help="the central prompt catalogue").add_subparsers(
         dest="verb", metavar="VERB")
-
-    def dsn_arg(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("--dsn", help="PostgreSQL conninfo (or PBXCTL_DSN)")
-        return sp
 
     dsn_arg(pr.add_parser("init", help="add the IVR's own prompts and a default welcome rule")
             ).set_defaults(func=cmd_prompts_init)
@@ -555,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--target", required=True, help="deployment root: TARGET/<site>/etc")
     a.add_argument("--ami-source", help="local address to reach AMI from (must be permitted)")
     a.set_defaults(func=cmd_provision_apply)
+
+    cli_calls.register(nouns, dsn_arg)
 
     ver = nouns.add_parser("version", help="print the version")
     ver.set_defaults(func=cmd_version)

@@ -109,6 +109,26 @@ class Store:
         self._down_until = 0.0
         return rows
 
+    def execute_batch(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        """Run parameterised statements in one transaction: all of them or none."""
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable(f"database marked down: {self._down_reason}",
+                                   hint="check PostgreSQL")
+        try:
+            with self._conn().connection(timeout=self.config.connect_timeout) as conn, \
+                    conn.transaction():
+                for sql, params in statements:
+                    conn.execute(sql, params)
+        except PoolTimeout as exc:
+            self._mark_down("no database connection available in time")
+            raise StoreUnavailable("no database connection available in time",
+                                   hint="check PostgreSQL") from exc
+        except psycopg.OperationalError as exc:
+            reason = f"database error: {exc}".splitlines()[0]
+            self._mark_down(reason)
+            raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
+        self._down_until = 0.0
+
     def _mark_down(self, reason: str) -> None:
         self._down_reason = reason
         self._down_until = time.monotonic() + self.config.retry_after

@@ -10,7 +10,7 @@ from typing import Any
 
 import jinja2
 
-from pbxctl import chanvars
+from pbxctl import callrecords, chanvars
 from pbxctl.errors import InputError
 
 # Characters that would end or start something in an Asterisk config line or dialplan
@@ -47,6 +47,8 @@ def _environment(directory: str) -> jinja2.Environment:
     )
     env.filters["c"] = conf_value
     env.globals["V"] = chanvars.as_template_vars()
+    env.globals["call_log"] = callrecords.CALL_LOG_NAME
+    env.globals["record_fields"] = callrecords.RECORD_FIELDS
     return env
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from pbxctl.ami import Message, Subscription
+from pbxctl.callrecords import CALL_LOG_NAME
+from pbxctl.calls_db import call_count, list_recordings, reconcile, verify
+from pbxctl.collector import Collector, CollectorConfig
+from pbxctl.store import Store
 from pbxctl.asterisk_show import contacts
 from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
@@ -97,8 +101,21 @@ def _connected(events: Subscription) -> Message:
                            what="AgentConnect on the province")
 
 
+def collect_all(ast: AsteriskInstance, store: Store, *, calls: int,
+                timeout: float = 30.0) -> int:
+    """Run the collector over one site until ``calls`` records are in the database."""
+    collector = Collector(store=store, config=CollectorConfig(
+        call_log=ast.root / "log" / CALL_LOG_NAME, recordings_dir=ast.spool / "monitor",
+        state_dir=ast.root / "collector"))
+    wait_until(lambda: (collector.run_once().waiting == 0
+                        and call_count(store, site=ast.name) >= calls),
+               timeout=timeout, what=f"{calls} call records of {ast.name} collected")
+    return call_count(store, site=ast.name)
+
+
 def test_two_prefectures_reach_their_own_queue_and_agent_and_are_recorded(
-        center: tuple[Inventory, AsteriskInstance, Phones], short_tmp: Path) -> None:
+        center: tuple[Inventory, AsteriskInstance, Phones], short_tmp: Path,
+        fresh_db: Store) -> None:
     inv, province, phones = center
     hz_phone = phones.login("hz-a001")
     nb_phone = phones.login("nb-a001")
@@ -120,6 +137,18 @@ def test_two_prefectures_reach_their_own_queue_and_agent_and_are_recorded(
     assert len(recordings) == 2
     for rec in recordings:  # real audio from the moment the agent answered, not a bare header
         assert check_audio(rec) > 1.0, rec
+    # The call records and the recording index reach PostgreSQL and agree with the files.
+    assert collect_all(province, fresh_db, calls=2) == 2
+    rows = list_recordings(fresh_db, site="zj-pbx")
+    assert sorted((r.prefecture, r.queue, r.agent, r.did, r.status) for r in rows) == [
+        ("HZ", "acd-HZ", "hz-a001", "057195598", "ok"),
+        ("NB", "acd-NB", "nb-a001", "057495598", "ok")]
+    for r in rows:
+        assert abs(float(r.audio_s) - float(r.talk_s)) <= 1.0, r
+        assert 5.0 <= float(r.talk_s) <= 9.0, r  # the caller holds ~6 s after being connected
+        assert r.origin.startswith(("hz-gw-", "nb-gw-"))  # joined to the gateway's call
+        assert verify(r).ok
+    assert reconcile(fresh_db, site="zj-pbx", recordings_dir=province.spool / "monitor").clean
 
 
 def test_no_ready_agent_overflows_to_the_supervisors(
