@@ -5,22 +5,29 @@ the provincial supervisors when no agent of the prefecture is ready."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import subprocess
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from pbxctl.ami import Message, Subscription
+from pbxctl.asterisk_show import contacts
 from pbxctl.callrecords import CALL_LOG_NAME
 from pbxctl.calls_db import call_count, list_recordings, reconcile, verify
 from pbxctl.collector import Collector, CollectorConfig
-from pbxctl.store import Store
-from pbxctl.asterisk_show import contacts
+from pbxctl.netutil import free_port
 from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.postgres import PostgresCluster
 from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
 from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.store import Store, StoreConfig
 from pbxctl.tts import check_audio
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
@@ -68,32 +75,43 @@ class Phones:
             p.stop()
 
 
+@dataclass
+class Center:
+    inv: Inventory
+    province: AsteriskInstance
+    gateways: dict[str, AsteriskInstance]
+    phones: Phones
+
+
 @pytest.fixture
 def center(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path
-           ) -> Iterator[tuple[Inventory, AsteriskInstance, Phones]]:
+           ) -> Iterator[Center]:
     inv = load_inventory(small_inventory_path)
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
     province = site_factory(inv, secrets, "zj-pbx", verbose_log=True)
     def sees_province(ast: AsteriskInstance) -> bool:
         return contacts(ast.cli("pjsip show contacts")).get("province-a") == "Avail"
 
+    gateways = {}
     for gw in ("hz-gw", "nb-gw"):
-        ast = site_factory(inv, secrets, gw)
+        gateways[gw] = ast = site_factory(inv, secrets, gw)
         wait_until(functools.partial(sees_province, ast), timeout=15,
                    what=f"{gw} to qualify the province")
     phones = Phones(inv, secrets, province, short_tmp / "phones")
-    yield inv, province, phones
+    yield Center(inv, province, gateways, phones)
     phones.stop()
 
 
-def _call(inv: Inventory, pref: str, workdir: Path, hold_ms: int = 6000) -> SippProcess:
+def _call(inv: Inventory, pref: str, workdir: Path, hold_ms: int = 6000, *, calls: int = 1,
+          rate: float = 1.0, concurrent: int | None = None) -> SippProcess:
     p = inv.prefecture(pref)
     scenario = write_scenario(workdir, f"call-{pref}", dtmf_scenario(
         [(3800, "0")], pcap_dir=workdir / f"pcaps-{pref}", hold_ms=hold_ms,
         speech_after=pcap("g711a.pcap")))  # the caller speaks once connected
     return SippProcess(scenario=scenario, workdir=workdir / pref,
                        local_ip=str(p.pstn_gateway.a), remote=(str(p.gateway.a), 5060),
-                       service=p.dids[0], timeout=60, keys={"caller": f"{p.area_codes[0]}8888"})
+                       service=p.dids[0], timeout=60 + 10 * calls, calls=calls, rate=rate,
+                       concurrent=concurrent, keys={"caller": f"{p.area_codes[0]}8888"})
 
 
 def _connected(events: Subscription) -> Message:
@@ -104,9 +122,7 @@ def _connected(events: Subscription) -> Message:
 def collect_all(ast: AsteriskInstance, store: Store, *, calls: int,
                 timeout: float = 30.0) -> int:
     """Run the collector over one site until ``calls`` records are in the database."""
-    collector = Collector(store=store, config=CollectorConfig(
-        call_log=ast.root / "log" / CALL_LOG_NAME, recordings_dir=ast.spool / "monitor",
-        state_dir=ast.root / "collector"))
+    collector = _collector(ast, store)
     wait_until(lambda: (collector.run_once().waiting == 0
                         and call_count(store, site=ast.name) >= calls),
                timeout=timeout, what=f"{calls} call records of {ast.name} collected")
@@ -114,9 +130,8 @@ def collect_all(ast: AsteriskInstance, store: Store, *, calls: int,
 
 
 def test_two_prefectures_reach_their_own_queue_and_agent_and_are_recorded(
-        center: tuple[Inventory, AsteriskInstance, Phones], short_tmp: Path,
-        fresh_db: Store) -> None:
-    inv, province, phones = center
+        center: Center, short_tmp: Path, fresh_db: Store) -> None:
+    inv, province, phones = center.inv, center.province, center.phones
     hz_phone = phones.login("hz-a001")
     nb_phone = phones.login("nb-a001")
     ami = management_ami(province, str(inv.province.cti.a))
@@ -152,8 +167,8 @@ def test_two_prefectures_reach_their_own_queue_and_agent_and_are_recorded(
 
 
 def test_no_ready_agent_overflows_to_the_supervisors(
-        center: tuple[Inventory, AsteriskInstance, Phones], short_tmp: Path) -> None:
-    inv, province, phones = center
+        center: Center, short_tmp: Path) -> None:
+    inv, province, phones = center.inv, center.province, center.phones
     sup_phone = phones.login("zj-sup01")  # no HZ agent is logged in
     ami = management_ami(province, str(inv.province.cti.a))
     try:
@@ -169,3 +184,116 @@ def test_no_ready_agent_overflows_to_the_supervisors(
     assert (overflow["Prefecture"], overflow["Reason"]) == ("HZ", "no-agent-ready")
     assert (connect["Queue"], connect["Interface"]) == ("acd-supervisors", "PJSIP/zj-sup01")
     assert sup_phone.wait().successful == 1
+
+
+def test_database_outage_during_calls_loses_no_call_record_or_recording(
+        center: Center, short_tmp: Path) -> None:
+    """PostgreSQL is stopped while calls run and started again: every call still connects,
+    and afterwards call records = calls and index rows = recording files, exactly."""
+    inv, province, phones = center.inv, center.province, center.phones
+    calls = 6
+    for seat in ("hz-a001", "hz-a002", "zj-sup01"):
+        phones.login(seat, calls=calls)
+    cluster = PostgresCluster(root=short_tmp / "pg", port=free_port("127.0.0.1"))
+    endpoint = cluster.start()
+    store = Store(config=StoreConfig(conninfo=endpoint.conninfo(), retry_after=0.5))
+    store.open()
+    store.migrate()
+    sites = [province, center.gateways["hz-gw"]]
+    stop = threading.Event()
+    threads = [threading.Thread(target=_collector(ast, store).follow,
+                                kwargs={"stop": stop, "interval": 0.5}, daemon=True)
+               for ast in sites]
+    ami = management_ami(province, str(inv.province.cti.a))
+    try:
+        for t in threads:
+            t.start()
+        with ami.subscribe() as events:
+            caller = _call(inv, "HZ", short_tmp / "callers", hold_ms=3000, calls=calls,
+                           rate=0.3, concurrent=3)
+            caller.start()
+            for _ in range(2):
+                _connected(events)
+            cluster.kill()  # the database goes away in the middle of the run
+            for _ in range(2):
+                _connected(events)  # calls keep connecting and being recorded meanwhile
+            cluster.start()
+            result = caller.wait()
+        assert (result.successful, result.failed) == (calls, 0)
+        for ast in sites:  # one record per call at the gateway and at the province
+            wait_until(functools.partial(_has_calls, store, ast.name, calls), timeout=60,
+                       what=f"all call records of {ast.name} collected after the outage")
+        answered = store.execute("SELECT uniqueid FROM call_records WHERE site = 'zj-pbx' "
+                                 "AND answered_at IS NOT NULL ORDER BY uniqueid")
+        files = sorted(p.name for p in (province.spool / "monitor").glob("*.wav"))
+        rows = list_recordings(store, site="zj-pbx")
+        assert len(answered) >= 4  # at least those seen connecting around the outage
+        assert sorted(r.uniqueid for r in rows) == sorted(str(a[0]) for a in answered)
+        assert sorted(Path(r.path).name for r in rows) == files
+        assert all(r.status == "ok" and verify(r).ok for r in rows)
+        assert reconcile(store, site="zj-pbx", recordings_dir=province.spool / "monitor").clean
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=20)
+        ami.close()
+        store.close()
+        cluster.stop()
+
+
+def _has_calls(store: Store, site: str, calls: int) -> bool:
+    return call_count(store, site=site) == calls
+
+
+def _collector(ast: AsteriskInstance, store: Store) -> Collector:
+    return Collector(store=store, config=CollectorConfig(
+        call_log=ast.root / "log" / CALL_LOG_NAME, recordings_dir=ast.spool / "monitor",
+        state_dir=ast.root / "collector"))
+
+
+@pytest.fixture
+def full_recording_store(center: Center) -> Iterator[Path]:
+    """The province's recording directory on a 64 KiB tmpfs that is already full."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tiny filesystem needs root (CI runs as root)")
+    monitor = center.province.spool / "monitor"
+    monitor.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "pbxctl-full",
+                    str(monitor)], check=True, capture_output=True)
+    try:
+        with contextlib.suppress(OSError), (monitor / "filler.bin").open("wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+        yield monitor
+    finally:
+        subprocess.run(["umount", "-l", str(monitor)], check=False, capture_output=True)
+
+
+def test_full_recording_store_still_connects_and_marks_the_recording(
+        center: Center, full_recording_store: Path, short_tmp: Path, fresh_db: Store) -> None:
+    inv, province, phones = center.inv, center.province, center.phones
+    phones.login("hz-a001")
+    ami = management_ami(province, str(inv.province.cti.a))
+    try:
+        with ami.subscribe() as events:
+            caller = _call(inv, "HZ", short_tmp / "callers", hold_ms=3000)
+            caller.start()
+            connect = _connected(events)
+            assert caller.wait().successful == 1  # the call itself is not harmed
+    finally:
+        ami.close()
+    assert connect["Interface"] == "PJSIP/hz-a001"
+    collector = _collector(province, fresh_db)
+    problems: list[str] = []
+
+    def collected() -> bool:
+        problems.extend(collector.run_once().problems)
+        return call_count(fresh_db, site="zj-pbx") == 1
+
+    wait_until(collected, timeout=30, what="the call record collected")
+    [row] = list_recordings(fresh_db, site="zj-pbx")
+    assert row.status in ("missing", "empty"), row
+    assert problems and row.uniqueid in problems[0]  # reported, not only stored
+    assert [r.uniqueid for r in list_recordings(fresh_db, status="failed")] == [row.uniqueid]
+    assert not verify(row).ok
