@@ -11,13 +11,10 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from pbxctl.ami import Message, Subscription
-from pbxctl.asterisk_show import contacts
 from pbxctl.callrecords import CALL_LOG_NAME
 from pbxctl.calls_db import call_count, list_recordings, reconcile, verify
 from pbxctl.collector import Collector, CollectorConfig
@@ -25,98 +22,13 @@ from pbxctl.netutil import free_port
 from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
 from pbxctl.sandbox.postgres import PostgresCluster
-from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
-from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.store import Store, StoreConfig
 from pbxctl.tts import check_audio
-from provisioning.inventory import load_inventory
-from provisioning.model import Inventory
-from provisioning.secrets import Secrets, ensure_secrets, secrets_path
 
-from ..conftest import SiteFactory, management_ami
+from ..conftest import management_ami
+from .conftest import Center, connected, place_call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
-
-
-class Phones:
-    """SIPp phones for seats: register with the seat's secret, then answer calls."""
-
-    def __init__(self, inv: Inventory, secrets: Secrets, province: AsteriskInstance,
-                 workdir: Path) -> None:
-        self.inv, self.secrets, self.province, self.workdir = inv, secrets, province, workdir
-        self.running: list[SippProcess] = []
-        self._next = 101
-
-    def login(self, seat_id: str, *, calls: int = 1) -> SippProcess:
-        ip = f"127.201.1.{self._next}"  # phones sit on the province's switch-A network
-        self._next += 1
-        pbx = (str(self.inv.province.pbx.a), 5060)
-        reg = SippProcess(scenario=scenario_path("register.xml"), workdir=self.workdir / seat_id,
-                          local_ip=ip, local_port=5060, remote=pbx,
-                          keys={"user": seat_id, "expires": "600"}, timeout=15,
-                          extra_args=("-au", seat_id, "-ap", self.secrets.sip[seat_id])).run()
-        assert reg.successful == 1, f"{seat_id} did not register: {reg.errors[-500:]}"
-        uas = SippProcess(scenario=scenario_path("uas_agent.xml"),
-                          workdir=self.workdir / seat_id, local_ip=ip, local_port=5060,
-                          calls=calls, timeout=120, extra_args=("-aa",),
-                          keys={"audio": str(pcap("g711a.pcap"))})
-        uas.start()
-        self.running.append(uas)
-        wait_until(lambda: f"PJSIP/{seat_id}" in self._ready(), timeout=10,
-                   what=f"{seat_id} ready in its queue")
-        return uas
-
-    def _ready(self) -> str:
-        return "\n".join(line for line in self.province.cli("queue show").splitlines()
-                         if "(Not in use)" in line)
-
-    def stop(self) -> None:
-        for p in self.running:
-            p.stop()
-
-
-@dataclass
-class Center:
-    inv: Inventory
-    province: AsteriskInstance
-    gateways: dict[str, AsteriskInstance]
-    phones: Phones
-
-
-@pytest.fixture
-def center(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path
-           ) -> Iterator[Center]:
-    inv = load_inventory(small_inventory_path)
-    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
-    province = site_factory(inv, secrets, "zj-pbx", verbose_log=True)
-    def sees_province(ast: AsteriskInstance) -> bool:
-        return contacts(ast.cli("pjsip show contacts")).get("province-a") == "Avail"
-
-    gateways = {}
-    for gw in ("hz-gw", "nb-gw"):
-        gateways[gw] = ast = site_factory(inv, secrets, gw)
-        wait_until(functools.partial(sees_province, ast), timeout=15,
-                   what=f"{gw} to qualify the province")
-    phones = Phones(inv, secrets, province, short_tmp / "phones")
-    yield Center(inv, province, gateways, phones)
-    phones.stop()
-
-
-def _call(inv: Inventory, pref: str, workdir: Path, hold_ms: int = 6000, *, calls: int = 1,
-          rate: float = 1.0, concurrent: int | None = None) -> SippProcess:
-    p = inv.prefecture(pref)
-    scenario = write_scenario(workdir, f"call-{pref}", dtmf_scenario(
-        [(3800, "0")], pcap_dir=workdir / f"pcaps-{pref}", hold_ms=hold_ms,
-        speech_after=pcap("g711a.pcap")))  # the caller speaks once connected
-    return SippProcess(scenario=scenario, workdir=workdir / pref,
-                       local_ip=str(p.pstn_gateway.a), remote=(str(p.gateway.a), 5060),
-                       service=p.dids[0], timeout=60 + 10 * calls, calls=calls, rate=rate,
-                       concurrent=concurrent, keys={"caller": f"{p.area_codes[0]}8888"})
-
-
-def _connected(events: Subscription) -> Message:
-    return events.wait_for(lambda m: m.get("Event") == "AgentConnect", timeout=30,
-                           what="AgentConnect on the province")
 
 
 def collect_all(ast: AsteriskInstance, store: Store, *, calls: int,
@@ -139,9 +51,9 @@ def test_two_prefectures_reach_their_own_queue_and_agent_and_are_recorded(
         with ami.subscribe() as events:
             connects = []
             for pref in ("HZ", "NB"):
-                caller = _call(inv, pref, short_tmp / "callers")
+                caller = place_call(inv, pref, short_tmp / "callers")
                 caller.start()
-                connects.append(_connected(events))
+                connects.append(connected(events))
                 assert caller.wait().successful == 1
     finally:
         ami.close()
@@ -173,11 +85,11 @@ def test_no_ready_agent_overflows_to_the_supervisors(
     ami = management_ami(province, str(inv.province.cti.a))
     try:
         with ami.subscribe() as events:
-            caller = _call(inv, "HZ", short_tmp / "callers")
+            caller = place_call(inv, "HZ", short_tmp / "callers")
             caller.start()
             overflow = events.wait_for(lambda m: m.get("UserEvent") == "PbxctlOverflow",
                                        timeout=30, what="PbxctlOverflow")
-            connect = _connected(events)
+            connect = connected(events)
             assert caller.wait().successful == 1
     finally:
         ami.close()
@@ -209,14 +121,14 @@ def test_database_outage_during_calls_loses_no_call_record_or_recording(
         for t in threads:
             t.start()
         with ami.subscribe() as events:
-            caller = _call(inv, "HZ", short_tmp / "callers", hold_ms=3000, calls=calls,
+            caller = place_call(inv, "HZ", short_tmp / "callers", hold_ms=3000, calls=calls,
                            rate=0.3, concurrent=3)
             caller.start()
             for _ in range(2):
-                _connected(events)
+                connected(events)
             cluster.kill()  # the database goes away in the middle of the run
             for _ in range(2):
-                _connected(events)  # calls keep connecting and being recorded meanwhile
+                connected(events)  # calls keep connecting and being recorded meanwhile
             cluster.start()
             result = caller.wait()
         assert (result.successful, result.failed) == (calls, 0)
@@ -277,9 +189,9 @@ def test_full_recording_store_still_connects_and_marks_the_recording(
     ami = management_ami(province, str(inv.province.cti.a))
     try:
         with ami.subscribe() as events:
-            caller = _call(inv, "HZ", short_tmp / "callers", hold_ms=3000)
+            caller = place_call(inv, "HZ", short_tmp / "callers", hold_ms=3000)
             caller.start()
-            connect = _connected(events)
+            connect = connected(events)
             assert caller.wait().successful == 1  # the call itself is not harmed
     finally:
         ami.close()

@@ -1,0 +1,119 @@
+"""Shared by the contact-center tests: a province with two gateways, SIPp phones for seats
+that register (digest auth) and answer, and SIPp callers on the prefectures' DIDs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pbxctl.ami import Message, Subscription
+from pbxctl.asterisk_show import contacts
+from pbxctl.procs import wait_until
+from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.secrets import Secrets, ensure_secrets, secrets_path
+
+from ..conftest import SiteFactory
+
+
+class Phones:
+    """SIPp phones for seats: register with the seat's secret, then answer calls."""
+
+    def __init__(self, inv: Inventory, secrets: Secrets, province: AsteriskInstance,
+                 workdir: Path) -> None:
+        self.inv, self.secrets, self.province, self.workdir = inv, secrets, province, workdir
+        self.running: list[SippProcess] = []
+        self._next = 101
+
+    def login(self, seat_id: str, *, calls: int = 1) -> SippProcess:
+        ip = f"127.201.1.{self._next}"  # phones sit on the province's switch-A network
+        self._next += 1
+        pbx = (str(self.inv.province.pbx.a), 5060)
+        reg = SippProcess(scenario=scenario_path("register.xml"), workdir=self.workdir / seat_id,
+                          local_ip=ip, local_port=5060, remote=pbx,
+                          keys={"user": seat_id, "expires": "600"}, timeout=15,
+                          extra_args=("-au", seat_id, "-ap", self.secrets.sip[seat_id])).run()
+        assert reg.successful == 1, f"{seat_id} did not register: {reg.errors[-500:]}"
+        uas = SippProcess(scenario=scenario_path("uas_agent.xml"),
+                          workdir=self.workdir / seat_id, local_ip=ip, local_port=5060,
+                          calls=calls, timeout=120, extra_args=("-aa",),
+                          keys={"audio": str(pcap("g711a.pcap"))})
+        uas.start()
+        self.running.append(uas)
+        wait_until(lambda: f"PJSIP/{seat_id}" in self._ready(), timeout=10,
+                   what=f"{seat_id} ready in its queue")
+        return uas
+
+    def dial(self, seat_id: str, number: str, *, hold_ms: int = 3000) -> SippProcess:
+        """The seat's phone calls ``number`` (digest auth on the INVITE), talks, hangs up."""
+        ip = f"127.201.1.{self._next}"
+        self._next += 1
+        return SippProcess(scenario=scenario_path("uac_auth_hold.xml"),
+                           workdir=self.workdir / f"{seat_id}-dial", local_ip=ip,
+                           remote=(str(self.inv.province.pbx.a), 5060), service=number,
+                           pause_ms=hold_ms, timeout=30,
+                           keys={"caller": seat_id, "audio": str(pcap("g711a.pcap"))},
+                           extra_args=("-au", seat_id, "-ap", self.secrets.sip[seat_id]))
+
+    def _ready(self) -> str:
+        return "\n".join(line for line in self.province.cli("queue show").splitlines()
+                         if "(Not in use)" in line)
+
+    def stop(self) -> None:
+        for p in self.running:
+            p.stop()
+
+
+@dataclass
+class Center:
+    inv: Inventory
+    secrets: Secrets
+    province: AsteriskInstance
+    gateways: dict[str, AsteriskInstance]
+    phones: Phones
+
+
+@pytest.fixture
+def center(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path
+           ) -> Iterator[Center]:
+    inv = load_inventory(small_inventory_path)
+    secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
+    province = site_factory(inv, secrets, "zj-pbx", verbose_log=True)
+    def sees_province(ast: AsteriskInstance) -> bool:
+        return contacts(ast.cli("pjsip show contacts")).get("province-a") == "Avail"
+
+    gateways = {}
+    for gw in ("hz-gw", "nb-gw"):
+        gateways[gw] = ast = site_factory(inv, secrets, gw)
+        wait_until(functools.partial(sees_province, ast), timeout=15,
+                   what=f"{gw} to qualify the province")
+    phones = Phones(inv, secrets, province, short_tmp / "phones")
+    yield Center(inv, secrets, province, gateways, phones)
+    phones.stop()
+
+
+def place_call(inv: Inventory, pref: str, workdir: Path, hold_ms: int = 6000, *, calls: int = 1,
+               rate: float = 1.0, concurrent: int | None = None, did: str | None = None,
+               caller: str | None = None) -> SippProcess:
+    """PSTN caller(s) on ``pref``'s gateway: press 0 during the welcome, talk, hang up."""
+    p = inv.prefecture(pref)
+    scenario = write_scenario(workdir, f"call-{pref}", dtmf_scenario(
+        [(3800, "0")], pcap_dir=workdir / f"pcaps-{pref}", hold_ms=hold_ms,
+        speech_after=pcap("g711a.pcap")))  # the caller speaks once connected
+    return SippProcess(scenario=scenario, workdir=workdir / pref,
+                       local_ip=str(p.pstn_gateway.a), remote=(str(p.gateway.a), 5060),
+                       service=did or p.dids[0], timeout=60 + 10 * calls, calls=calls,
+                       rate=rate, concurrent=concurrent,
+                       keys={"caller": caller or f"{p.area_codes[0]}8888"})
+
+
+def connected(events: Subscription) -> Message:
+    return events.wait_for(lambda m: m.get("Event") == "AgentConnect", timeout=30,
+                           what="AgentConnect on the province")
