@@ -7,11 +7,13 @@ import logging
 from pbxctl import chanvars as V
 from pbxctl.errors import StoreUnavailable
 from pbxctl.prompts_db import record_drift
+from pbxctl.selfservice_db import account
 
-from .call import Call
+from .call import Call, DialplanBreak
 from .calllog import Entry
 from .catalog import choose_welcome, utcnow
 from .registry import HandlerContext, Registry
+from .routing import RoutingTable
 from .selfservice import bill, outage
 
 log = logging.getLogger("pbxctl.agi")
@@ -54,6 +56,40 @@ def prompt_missing(call: Call, ctx: HandlerContext) -> None:
             log.warning("prompt drift not recorded: %s", exc)
 
 
+def route(call: Call, ctx: HandlerContext) -> None:
+    """Which prefecture's queue takes this caller, and is it open (business hours)?
+
+    Needs the routing table (``agi serve --inventory``); the account, when self-service
+    identified one, is looked up in the store; a store outage only loses that hint.
+    """
+    table: RoutingTable | None = ctx.settings.get("routing")
+    if table is None:
+        raise DialplanBreak("routing-not-configured")
+    account_no = call.get_variable(V.ACCOUNT)
+    account_pref = None
+    if account_no and ctx.store is not None:
+        try:
+            found = account(ctx.store, account_no)
+            account_pref = found.prefecture if found else None
+        except StoreUnavailable as exc:
+            log.warning("route without the account's prefecture: %s", exc)
+    try:
+        d = table.decide(gateway_prefecture=call.params.get("pref", ""),
+                         did=call.get_variable(V.DID) or call.dnid, caller=call.caller,
+                         account_prefecture=account_pref,
+                         now=ctx.settings.get("clock", utcnow)())
+    except LookupError as exc:
+        raise DialplanBreak("no-route") from exc
+    call.set_variable(V.ROUTE_PREFECTURE, d.prefecture)
+    call.set_variable(V.ROUTE_QUEUE, d.queue)
+    call.set_variable(V.ROUTE_REASON, d.reason)
+    call.set_variable(V.ROUTE_OPEN, "1" if d.open else "0")
+    call.set_variable(V.AFTER_HOURS, d.after_hours)
+    if ctx.call_log is not None:
+        ctx.call_log.record(Entry(call.uniqueid, "route", call.dnid, call.caller,
+                                  f"{d.queue} by {d.reason}{'' if d.open else ' (closed)'}"))
+
+
 def default_registry() -> Registry:
     # Self-service waits for the caller's digits: up to 3 tries of 8 s plus the prompts.
-    return Registry([ping, welcome, prompt_missing, (bill, 180.0), (outage, 180.0)])
+    return Registry([ping, welcome, prompt_missing, route, (bill, 180.0), (outage, 180.0)])

@@ -32,6 +32,7 @@ SYSTEM: dict[str, str] = {
     "apology": "系统繁忙，正在为您转接人工服务。",
     "transfer": "正在为您转接人工服务，请稍候。",
     "goodbye": "感谢您的来电，再见。",
+    "closed": "现在是非工作时间，人工服务暂停，您可以继续使用自助服务查询电费和停电信息。",
 }
 
 # Every character a spoken number, amount or date can contain.

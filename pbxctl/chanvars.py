@@ -48,3 +48,10 @@ MODE = "PBXCTL_MODE"
 # SIP headers the gateway adds when it hands a call to the province or the LSS.
 HEADER_DID = "X-Pbxctl-Did"
 HEADER_ORIGIN = "X-Pbxctl-Origin"
+
+# route: where a caller who wants a person goes (ivr_scripts.routing).
+ROUTE_PREFECTURE = "PBXCTL_ROUTE_PREFECTURE"
+ROUTE_QUEUE = "PBXCTL_ROUTE_QUEUE"
+ROUTE_REASON = "PBXCTL_ROUTE_REASON"  # account | did | area | gateway
+ROUTE_OPEN = "PBXCTL_ROUTE_OPEN"  # 1 within business hours, 0 outside
+AFTER_HOURS = "PBXCTL_AFTER_HOURS"  # selfservice | message

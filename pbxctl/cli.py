@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, cli_calls
+from . import __version__, cli_calls, cli_status
 from .errors import PbxctlError, UsageError
 
 EXIT_INTERNAL = 1
@@ -120,7 +120,13 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
         catalog.prime()
         call_log = CallLog(store=store)
         call_log.start()
-    settings = {"welcome_prompts": {"default": args.fixed_welcome}} if args.fixed_welcome else {}
+    settings: dict[str, Any] = (
+        {"welcome_prompts": {"default": args.fixed_welcome}} if args.fixed_welcome else {})
+    if args.inventory:  # the route handler needs the province's DIDs, areas and hours
+        from ivr_scripts.routing import RoutingTable
+        from provisioning.inventory import load_inventory
+
+        settings["routing"] = RoutingTable.from_inventory(load_inventory(Path(args.inventory)))
     server = FastAgiServer(registry=default_registry(),
                            context=HandlerContext(store=store, catalog=catalog,
                                                   call_log=call_log, settings=settings),
@@ -465,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fixed-welcome", default="",
                        help="play this stock prompt as welcome instead of the catalogue's "
                             "(the one-site lab demo)")
+    serve.add_argument("--inventory", help="the province inventory: enables the route handler "
+                                           "(DIDs, area codes, business hours)")
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds to let running calls finish on shutdown")
     serve.set_defaults(func=cmd_agi_serve)
@@ -558,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_provision_apply)
 
     cli_calls.register(nouns, dsn_arg)
+    cli_status.register(nouns)
 
     ver = nouns.add_parser("version", help="print the version")
     ver.set_defaults(func=cmd_version)

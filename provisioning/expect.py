@@ -15,6 +15,12 @@ class SiteExpectation:
     queues: dict[str, frozenset[str]]  # queue → member interfaces
 
 
+_S = frozenset(["s"])
+_CALL_RECORD = {"pbxctl-call-start": _S, "pbxctl-call-end": _S}
+_CONTACT = {"pbxctl-contact": _S, "pbxctl-answered": _S}
+SPY_CODES = ("*1", "*2", "*3")  # listen, whisper, barge
+
+
 def expected(inv: Inventory, site: Site) -> SiteExpectation:
     if site.role == "province":
         seats = inv.all_seats()
@@ -22,8 +28,11 @@ def expected(inv: Inventory, site: Site) -> SiteExpectation:
         dialplan = {
             "from-gateways": frozenset(p.queue for p in inv.prefectures),
             "seats": frozenset(s.extension for s in seats),
-            "supervisors": frozenset(),
-            "pbxctl-overflow": frozenset(["s"]),
+            "supervisors": frozenset(code + a.extension for p in inv.prefectures
+                                     for a in p.agents for code in SPY_CODES),
+            "pbxctl-overflow": _S,
+            "pbxctl-spy": _S,
+            **_CALL_RECORD, **_CONTACT,
         }
         queues = {p.queue: frozenset(f"PJSIP/{a.id}" for a in p.agents) for p in inv.prefectures}
         queues[inv.province.supervisor_queue] = frozenset(
@@ -41,11 +50,14 @@ def expected(inv: Inventory, site: Site) -> SiteExpectation:
             "pbxctl-route": frozenset(["s"]),
             "pbxctl-survivable": frozenset(["s"]),
             "from-trunk": frozenset(["_X."]),
+            "pbxctl-headers": _S,
+            **_CALL_RECORD,
         }
         return SiteExpectation(frozenset(eps), dialplan, {})
     eps = {f"gw-{x}" for x in PATHS} | {a.id for a in pref.agents}
     dialplan = {"from-gateway": frozenset([pref.lss_queue]),
-                "seats": frozenset(a.extension for a in pref.agents)}
+                "seats": frozenset(a.extension for a in pref.agents),
+                **_CALL_RECORD, **_CONTACT}
     queues = {pref.lss_queue: frozenset(f"PJSIP/{a.id}" for a in pref.agents)}
     return SiteExpectation(frozenset(eps), dialplan, queues)
 

@@ -37,6 +37,7 @@ DID = re.compile(r"^[0-9]{5,15}$")
 AREA_CODE = re.compile(r"^0[0-9]{2,3}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 HHMM_CLOSE = re.compile(r"^(24:00|([01][0-9]|2[0-3]):[0-5][0-9])$")
+AFTER_HOURS = re.compile(r"^(selfservice|message)$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A display name goes into callerid "…" and queue member names: nothing that ends a value,
 # a line, a section or a list there.
@@ -282,7 +283,20 @@ def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
                                     hi=120, default=dflt.agent_ring_timeout, kind=int),
         overflow_wait=c.number(d, "overflow_wait", f"{path}.overflow_wait", lo=5, hi=3600,
                                default=dflt.overflow_wait, kind=int),
+        timezone=_timezone(c, d, f"{path}.timezone", dflt.timezone),
     )
+
+
+def _timezone(c: _Checker, d: LocDict, path: str, default: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = c.text(d, "timezone", path, required=False, default=default)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        c.err(d.loc_of("timezone"), path, f"unknown time zone {name!r} (e.g. Asia/Shanghai)")
+        return default
+    return name
 
 
 def _province(c: _Checker, reg: _Registry, root: LocDict, owner: dict[str, str]) -> Province:
@@ -327,7 +341,7 @@ def _province(c: _Checker, reg: _Registry, root: LocDict, owner: dict[str, str])
 def _hours(c: _Checker, d: LocDict | None, path: str) -> BusinessHours:
     if d is None:
         return BusinessHours(DAYS, "00:00", "24:00")
-    c.unknown_keys(d, {"days", "open", "close"}, path)
+    c.unknown_keys(d, {"days", "open", "close", "after_hours"}, path)
     days_raw = c.seq(d, "days", f"{path}.days", required=False)
     days: list[str] = []
     for i, day in enumerate(days_raw or DAYS):
@@ -342,7 +356,9 @@ def _hours(c: _Checker, d: LocDict | None, path: str) -> BusinessHours:
     close = c.text(d, "close", f"{path}.close", HHMM_CLOSE, what="HH:MM (or 24:00)")
     if opens and close and opens >= close:
         c.err(d.loc_of("close"), f"{path}.close", f"closes ({close}) before it opens ({opens})")
-    return BusinessHours(tuple(days), opens, close)
+    after = c.text(d, "after_hours", f"{path}.after_hours", AFTER_HOURS,
+                   what="selfservice or message", required=False, default="selfservice")
+    return BusinessHours(tuple(days), opens, close, after)
 
 
 def _digits_list(c: _Checker, reg: _Registry, d: LocDict, key: str, path: str,

@@ -37,6 +37,9 @@ class BusinessHours:
     days: tuple[str, ...]
     open: str
     close: str
+    # Out of hours a caller who asks for a person gets: "selfservice" (back to the 24x7 menu
+    # with a closed notice) or "message" (the closed notice, then the call ends).
+    after_hours: str = "selfservice"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Options:
     queue_timeout: int = 300
     agent_ring_timeout: int = 15
     overflow_wait: int = 60  # seconds in the prefecture queue before the supervisors take over
+    timezone: str = "Asia/Shanghai"  # business hours are local time
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ survivable server's queue lss-HZ.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
+from ivr_scripts.routing import RoutingTable
 from pbxctl.ami import Message, Subscription
 from pbxctl.asterisk_show import contacts
 from pbxctl.procs import wait_until
@@ -67,6 +69,9 @@ def _call_into_province(inv: Inventory, province: AsteriskInstance, gw: Asterisk
         ami.close()
 
 
+WEDNESDAY_NOON_SHANGHAI = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+
+
 def _contact_status(ast: AsteriskInstance, aor: str) -> str:
     return contacts(ast.cli("pjsip show contacts")).get(aor, "")
 
@@ -75,7 +80,10 @@ def test_gateway_reaches_fastagi_of_inventory_then_province_queue(
         small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path) -> None:
     inv = load_inventory(small_inventory_path)
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
-    agi = FastAgiServer(registry=default_registry(), context=HandlerContext(),
+    agi = FastAgiServer(registry=default_registry(),
+                        context=HandlerContext(settings={
+                            "routing": RoutingTable.from_inventory(inv),
+                            "clock": lambda: WEDNESDAY_NOON_SHANGHAI}),  # HZ is open
                         config=AgiServerConfig(host=str(inv.province.cti.a),
                                                port=inv.province.cti_port))
     agi.start()
@@ -88,9 +96,10 @@ def test_gateway_reaches_fastagi_of_inventory_then_province_queue(
         agi.shutdown(grace=5)
     assert joined["Queue"] == "acd-supervisors"  # HZ's ACD, overflowing: no agent here
     assert joined["CallerIDNum"] == "057188880000"
-    # The FastAGI server named in the inventory ran `welcome`, then `prompt_missing`: nothing
-    # was published in this test, so the gateway reported the drift and played its default.
-    assert agi.stats["ok"] == 2 and agi.stats["failed"] == 0
+    # The FastAGI server named in the inventory ran `welcome`, then `prompt_missing` (nothing
+    # was published in this test, so the gateway reported the drift and played its default),
+    # then `route` (the HZ DID during HZ's business hours).
+    assert agi.stats["ok"] == 3 and agi.stats["failed"] == 0
     assert result.successful == 1 and result.failed == 0, result
     assert gw.error_lines() == [] and province.error_lines() == []
 
