@@ -209,3 +209,29 @@ def test_full_recording_store_still_connects_and_marks_the_recording(
     assert problems and row.uniqueid in problems[0]  # reported, not only stored
     assert [r.uniqueid for r in list_recordings(fresh_db, status="failed")] == [row.uniqueid]
     assert not verify(row).ok
+
+
+def test_all_agents_busy_sends_the_next_caller_to_a_supervisor_in_time(
+        center: Center, short_tmp: Path) -> None:
+    inv, province, phones = center.inv, center.province, center.phones
+    phones.login("hz-a001")
+    phones.login("zj-sup01")
+    ami = management_ami(province, str(inv.province.cti.a))
+    try:
+        with ami.subscribe() as events:
+            first = place_call(inv, "HZ", short_tmp / "first", hold_ms=15000)
+            first.start()
+            busy = connected(events)  # Hangzhou's only logged-in agent is now on a call
+            second = place_call(inv, "HZ", short_tmp / "second", hold_ms=3000)
+            second.start()
+            overflow = events.wait_for(lambda m: m.get("UserEvent") == "PbxctlOverflow",
+                                       timeout=30, what="PbxctlOverflow")
+            sup = connected(events)
+            assert second.wait().successful == 1 and first.wait().successful == 1
+    finally:
+        ami.close()
+    assert (busy["Queue"], busy["Interface"]) == ("acd-HZ", "PJSIP/hz-a001")
+    assert (overflow["Prefecture"], overflow["Reason"]) == ("HZ", "no-agent-ready")
+    assert (sup["Queue"], sup["Interface"]) == ("acd-supervisors", "PJSIP/zj-sup01")
+    # Asterisk's own count of the seconds the caller waited, against the configured limit.
+    assert int(sup["HoldTime"]) <= inv.province.options.overflow_wait
