@@ -301,6 +301,7 @@ class AsteriskInstance:
             f"bindaddr = {self.ami.host}\n"
             f"port = {self.ami.port}\n"
             "displayconnects = no\n"
+            "timestampevents = yes\n"
             f"\n[{self.ami.username}]\n"
             f"secret = {self.ami.secret}\n"
             "deny = 0.0.0.0/0.0.0.0\n"
