@@ -42,13 +42,13 @@ def cmd_calls_collect(args: argparse.Namespace, env: Env) -> int:
         finally:
             store.close()
         return 0
-    with store:
-        try:
+    try:
+        with store:
             res = Collector(config=config, store=store).run_once()
-        except StoreUnavailable as exc:
-            raise StoreUnavailable(
-                exc.message, hint=f"nothing is lost: the records wait in {config.call_log}; "
-                                  "run collect again when PostgreSQL is back") from exc
+    except StoreUnavailable as exc:
+        raise StoreUnavailable(
+            exc.message, hint=f"nothing is lost: the records wait in {config.call_log}; "
+                              "run collect again when PostgreSQL is back") from exc
     if args.json:
         env.stdout.write(json.dumps(res.__dict__) + "\n")
     else:
