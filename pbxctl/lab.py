@@ -85,7 +85,8 @@ def _start_agi_server(root: Path, conninfo: str, progress: Progress) -> dict[str
     return {"pid": proc.pid, "host": "127.0.0.1", "port": port, "log": str(log)}
 
 
-def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None) -> LabState:
+def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None,
+           major: int | None = None) -> LabState:
     existing = LabState.load(root)
     if existing is not None:
         if any(pid_alive(p) for p in existing.pids()):
@@ -96,7 +97,7 @@ def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None) -
     state = LabState(root=str(root))
     state.save()
     try:
-        _bring_up(state, root, progress, asterisk_bin)
+        _bring_up(state, root, progress, asterisk_bin, major)
     except BaseException:
         progress("start-up failed: stopping what was started (files kept for inspection)")
         try:
@@ -107,8 +108,9 @@ def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None) -
     return state
 
 
-def _bring_up(state: LabState, root: Path, progress: Progress, asterisk_bin: str | None) -> None:
-    binary = find_asterisk(path=asterisk_bin)  # fail before starting anything if it is missing
+def _bring_up(state: LabState, root: Path, progress: Progress, asterisk_bin: str | None,
+              major: int | None) -> None:
+    binary = find_asterisk(major, path=asterisk_bin)  # fail before starting anything if missing
     pg = PostgresCluster(root=root / "pg")
     state.pg = {"datadir": str(pg.datadir), "log": str(pg.log_path)}
     state.save()
@@ -138,7 +140,8 @@ def _bring_up(state: LabState, root: Path, progress: Progress, asterisk_bin: str
     assert ast.ami is not None
     record.update(pid=ast.pid, sip=f"127.0.0.1:{sip_port}", ami=asdict(ast.ami))
     state.save()
-    progress(f"Asterisk hz-gw SIP 127.0.0.1:{sip_port}, AMI :{ast.ami.port} (pid {ast.pid})")
+    progress(f"Asterisk {binary.major} hz-gw SIP 127.0.0.1:{sip_port}, AMI :{ast.ami.port} "
+             f"(pid {ast.pid})")
 
     state.calls.append(demo_call(ast, sip_port, root, endpoint.conninfo(), progress))
     state.save()

@@ -60,6 +60,9 @@ else
   step "Debian packages present"
 fi
 
+# --- Asterisk 22 (the default engine), built from Debian's source package ------
+"$here/scripts/build-asterisk22.sh"
+
 # --- Python venv -----------------------------------------------------------
 py=${PYTHON:-python3}
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

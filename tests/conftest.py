@@ -20,7 +20,7 @@ from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext, Registry
 from pbxctl.ami import AmiClient
 from pbxctl.netutil import free_port
-from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.asterisk import AsteriskInstance, default_major, find_asterisk
 from pbxctl.sandbox.postgres import PgEndpoint, PostgresCluster
 from pbxctl.store import Store, StoreConfig
 from provisioning.lab_site import GatewayParams, gateway_configs
@@ -96,12 +96,14 @@ def gateway_factory(short_tmp: Path) -> Iterator[GatewayFactory]:
     """A sandboxed Asterisk with the lab gateway dialplan pointing at an AGI endpoint."""
     started: list[AsteriskInstance] = []
 
-    def make(*, agi_port: int, name: str = "gw") -> tuple[AsteriskInstance, int]:
+    def make(*, agi_port: int, name: str = "gw",
+             major: int | None = None) -> tuple[AsteriskInstance, int]:
         sip_port = free_port("127.0.0.1", kind="udp")
         configs = gateway_configs(GatewayParams(address="127.0.0.1", sip_port=sip_port,
                                                 agi_host="127.0.0.1", agi_port=agi_port,
                                                 pstn_address="127.0.0.1"))
-        ast = AsteriskInstance(name=name, root=short_tmp / name, configs=configs, verbose_log=True)
+        ast = AsteriskInstance(name=name, root=short_tmp / name, configs=configs,
+                               verbose_log=True, binary=find_asterisk(major))
         started.append(ast)
         ast.start()
         return ast, sip_port
@@ -160,11 +162,15 @@ def site_factory(short_tmp: Path) -> Iterator[SiteFactory]:
 
     def make(inv: Inventory, secrets: Secrets, name: str,
              files: dict[str, RenderedFile] | None = None,
-             verbose_log: bool = False) -> AsteriskInstance:
+             verbose_log: bool = False, major: int | None = None) -> AsteriskInstance:
+        """``major``: the Asterisk to boot (default: PBXCTL_ASTERISK, else 22)."""
+        major = default_major() if major is None else major
         site = inv.site(name)
         prompts = str(short_tmp / name / "sounds" / "pbxctl")
-        ast = sandbox_for(site, files or render_site(inv, site, secrets, prompt_dir=prompts),
-                          secrets, short_tmp / name, verbose_log=verbose_log)
+        ast = sandbox_for(site, files or render_site(inv, site, secrets, prompt_dir=prompts,
+                                                     major=major),
+                          secrets, short_tmp / name, verbose_log=verbose_log,
+                          binary=find_asterisk(major))
         started.append(ast)
         ast.start()
         return ast

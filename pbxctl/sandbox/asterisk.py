@@ -11,11 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..asterisk_modules import QUIET_STUBS, modules_for
-from ..errors import CommandFailed, MissingDependencyError, ServiceStartError, WaitTimeout
+from ..asterisk_modules import DEFAULT_MAJOR, QUIET_STUBS, SUPPORTED, modules_for, traits
+from ..errors import (
+    CommandFailed,
+    MissingDependencyError,
+    ServiceStartError,
+    UsageError,
+    WaitTimeout,
+)
 from ..fsutil import atomic_write
 from ..netutil import free_port, require_free, require_loopback
-from ..procs import require_binary, spawn, stop_pid, tail, wait_pid_gone
+from ..procs import spawn, stop_pid, tail, wait_pid_gone
 
 ASTERISK_HINT = "run `make setup` (as root) to install Asterisk"
 
@@ -52,21 +58,38 @@ class AsteriskBinary:
     major: int
 
 
-def find_asterisk(major: int = 16, *, path: str | None = None) -> AsteriskBinary:
-    """Locate the Asterisk build for ``major`` (Debian 11's 16 lives in /usr); ``path``
-    overrides the binary (``PBXCTL_ASTERISK_BIN``)."""
-    if major != 16:
-        raise ServiceStartError(f"Asterisk {major} is not supported by this build of pbxctl yet")
+def default_major(environ: Mapping[str, str] | None = None) -> int:
+    """The Asterisk major to drive: ``PBXCTL_ASTERISK`` (16 or 22), else 22."""
+    env = os.environ if environ is None else environ
+    raw = env.get("PBXCTL_ASTERISK", "").strip()
+    if not raw:
+        return DEFAULT_MAJOR
+    if not raw.isdigit() or int(raw) not in SUPPORTED:
+        raise UsageError(f"PBXCTL_ASTERISK={raw!r}: pbxctl drives Asterisk "
+                         f"{' or '.join(map(str, SUPPORTED))}")
+    return int(raw)
+
+
+def find_asterisk(major: int | None = None, *, path: str | None = None) -> AsteriskBinary:
+    """Locate the Asterisk build for ``major`` (default: ``default_major()``): Debian 11's 16
+    in /usr, pbxctl's 22 under /opt/pbxctl; ``path`` overrides the binary."""
+    major = default_major() if major is None else major
+    try:
+        t = traits(major)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    hint = f"run {t.fix}"
     if path is not None:
         if not os.access(path, os.X_OK):
             raise MissingDependencyError(f"Asterisk binary {path} not found or not executable",
-                                         hint=ASTERISK_HINT)
+                                         hint=hint)
+    elif not os.access(t.binary, os.X_OK):
+        raise MissingDependencyError(f"Asterisk {major} not found at {t.binary}", hint=hint)
     else:
-        path = require_binary("asterisk", hint=ASTERISK_HINT, search=("/usr/sbin/asterisk",))
-    moddir = "/usr/lib/asterisk/modules"
-    if not Path(moddir, "chan_pjsip.so").exists():
-        raise ServiceStartError(f"Asterisk modules missing in {moddir}", hint=ASTERISK_HINT)
-    return AsteriskBinary(path=path, moddir=moddir, datadir="/usr/share/asterisk", major=16)
+        path = t.binary
+    if not Path(t.moddir, "chan_pjsip.so").exists():
+        raise ServiceStartError(f"Asterisk {major} modules missing in {t.moddir}", hint=hint)
+    return AsteriskBinary(path=path, moddir=t.moddir, datadir=t.datadir, major=major)
 
 
 class AsteriskInstance:

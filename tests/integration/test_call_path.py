@@ -15,6 +15,7 @@ from ivr_scripts.calllog import CallLog
 from ivr_scripts.registry import HandlerContext, Registry
 from pbxctl import chanvars as V
 from pbxctl.ami import Message
+from pbxctl.asterisk_modules import SUPPORTED
 from pbxctl.netutil import free_port
 from pbxctl.procs import wait_until
 from pbxctl.sandbox.asterisk import AsteriskInstance
@@ -44,14 +45,17 @@ def call_gateway(ami_of: AmiOf, ast: AsteriskInstance, sip_port: int, workdir: P
 
 
 @pytest.mark.pg
+@pytest.mark.parametrize("major", SUPPORTED)  # the default engine and the compatibility one
 def test_handler_variable_drives_the_dialplan(agi_server_factory: AgiFactory,
                                               gateway_factory: GatewayFactory, ami_of: AmiOf,
-                                              store: Store, short_tmp: Path) -> None:
+                                              store: Store, short_tmp: Path,
+                                              major: int) -> None:
     call_log = CallLog(store=store)
     call_log.start()
     server = agi_server_factory(context=HandlerContext(
         store=store, call_log=call_log, settings={"welcome_prompts": {"95598": "vm-goodbye"}}))
-    ast, sip_port = gateway_factory(agi_port=server.address[1])
+    ast, sip_port = gateway_factory(agi_port=server.address[1], major=major)
+    assert ast.cli("core show version").startswith(f"Asterisk {major}.")
     result, event = call_gateway(ami_of, ast, sip_port, short_tmp / "sipp")
     assert result.all_ok and result.successful == 1, result
     assert event["Branch"] == "central"
@@ -60,7 +64,8 @@ def test_handler_variable_drives_the_dialplan(agi_server_factory: AgiFactory,
     assert server.stats["ok"] == 1
     wait_until(lambda: call_log.written == 1, timeout=10, what="the call log entry")
     call_log.close()
-    rows = [r for r in store.agi_calls() if r["outcome"] == "vm-goodbye"]
+    rows = [r for r in store.agi_calls()
+            if r["outcome"] == "vm-goodbye" and r["uniqueid"] == event["Uniqueid"]]
     assert len(rows) == 1 and rows[0]["dnid"] == "95598"
     assert ast.error_lines() == []
 

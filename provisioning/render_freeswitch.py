@@ -1,0 +1,189 @@
+"""FreeSWITCH renderers: pure functions from the same model (plus secrets) to XML texts.
+
+Jinja2 with autoescaping (every value is XML-escaped) and StrictUndefined; a value that
+would still break a file (a NUL or other control character XML cannot carry) is refused.
+Each file knows how a running FreeSWITCH picks it up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from ipaddress import IPv4Address
+from typing import Any
+
+import jinja2
+
+from pbxctl import chanvars
+from pbxctl.errors import InputError
+from pbxctl.prompts_db import WELCOME_DEFAULT
+
+from .model import PATHS, Inventory, Seat, Site
+from .render_asterisk import DEFAULT_PROMPT_DIR, SIP_PORT, site_seats
+from .secrets import Secrets
+from .templates import dialplans_dir
+
+ESL_PORT = 8084  # our outbound ESL server on the CTI (FreeSWITCH `socket` connects to it)
+DOMAIN = "pbxctl"
+RELOAD: dict[str, str | None] = {
+    "sofia.conf.xml": "reloadxml; sofia profile restart all",
+    "directory.xml": "reloadxml",
+    "dialplan.xml": "reloadxml",
+    "callcenter.conf.xml": "reload mod_callcenter",
+}
+# XML 1.0 cannot carry these at all, escaped or not.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xml_safe(value: object) -> str:
+    text = str(value)
+    bad = _NOT_XML.search(text)
+    if bad:
+        raise InputError(f"control character {bad.group()!r} in value {text!r}: "
+                         "it cannot go into a FreeSWITCH XML file")
+    return text
+
+
+def _finalize(value: object) -> object:
+    return xml_safe(value) if isinstance(value, str) else value
+
+
+@lru_cache(maxsize=4)
+def _env(directory: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory), undefined=jinja2.StrictUndefined,
+        autoescape=True, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        finalize=_finalize)
+    env.filters["regex"] = lambda v: re.escape(xml_safe(v))
+    env.globals["V"] = chanvars.as_template_vars()
+    return env
+
+
+def _render(template: str, **ctx: Any) -> str:
+    return _env(str(dialplans_dir())).get_template(f"freeswitch/{template}").render(**ctx)
+
+
+@dataclass(frozen=True)
+class RenderedXml:
+    name: str
+    text: str
+
+    @property
+    def reload(self) -> str | None:
+        return RELOAD[self.name]
+
+
+@dataclass(frozen=True)
+class _Gateway:
+    name: str
+    remote: IPv4Address
+    context: str
+
+
+@dataclass(frozen=True)
+class _Profile:
+    name: str
+    address: IPv4Address
+    context: str
+    gateways: tuple[_Gateway, ...]
+
+
+@dataclass(frozen=True)
+class _SeatView:
+    id: str
+    name: str
+    extension: str
+    kind: str
+    context: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class _QueueView:
+    name: str
+    comment: str
+    prefecture: str
+    members: tuple[Seat, ...]
+    max_wait: int
+
+
+def _profiles(site: Site, inv: Inventory) -> list[_Profile]:
+    out = []
+    for path in PATHS:
+        gws: list[_Gateway] = []
+        if site.role == "province":
+            gws = [_Gateway(f"gw-{p.code.lower()}-{path}", p.gateway.addr(path), "from-gateways")
+                   for p in inv.prefectures]
+            context = "from-gateways"
+        elif site.role == "gateway":
+            assert site.prefecture is not None
+            gws = [_Gateway(f"province-{path}", inv.province.pbx.addr(path), "from-trunk"),
+                   _Gateway(f"lss-{path}", site.prefecture.lss.addr(path), "from-trunk")]
+            context = "public"
+        else:
+            assert site.prefecture is not None
+            gws = [_Gateway(f"gw-{path}", site.prefecture.gateway.addr(path), "from-gateway")]
+            context = "from-gateway"
+        out.append(_Profile(f"switch-{path}", site.host.addr(path), context, tuple(gws)))
+    return out
+
+
+def _queues(site: Site, inv: Inventory) -> list[_QueueView]:
+    opts = inv.province.options
+    if site.role == "province":
+        qs = [_QueueView(p.queue, f"{p.code} {p.name}", p.code, p.agents, opts.overflow_wait)
+              for p in inv.prefectures]
+        qs.append(_QueueView(inv.province.supervisor_queue, "provincial supervisors",
+                             inv.province.code, inv.province.supervisors, opts.queue_timeout))
+        return qs
+    if site.role == "lss":
+        p = site.prefecture
+        assert p is not None
+        return [_QueueView(p.lss_queue, f"{p.code} survivable", p.code, p.agents,
+                           opts.queue_timeout)]
+    return []
+
+
+def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
+                prompt_dir: str = DEFAULT_PROMPT_DIR) -> dict[str, RenderedXml]:
+    opts = inv.province.options
+    ctx = {"seat": "seats", "agent": "seats", "terminal": "seats", "supervisor": "seats"}
+    seats = [_SeatView(s.id, s.name, s.extension, s.kind, ctx[s.kind], secrets.sip[s.id])
+             for s in site_seats(site, inv)]
+    files = {"sofia.conf.xml": _render("sofia.conf.xml.j2", site=site, options=opts,
+                                       profiles=_profiles(site, inv), sip_port=SIP_PORT,
+                                       seats=seats),
+             "directory.xml": _render("directory.xml.j2", site=site, seats=seats,
+                                      domain=DOMAIN)}
+    if site.role == "gateway":
+        pref = site.prefecture
+        assert pref is not None
+        route = "|".join([f"sofia/gateway/province-{x}/{pref.queue}" for x in PATHS]
+                         + [f"sofia/gateway/lss-{x}/{pref.lss_queue}" for x in PATHS])
+        files["dialplan.xml"] = _render(
+            "dialplan_gateway.xml.j2", site=site, pref=pref, options=opts,
+            cti=[inv.province.cti.a, inv.province.cti.b], esl_port=ESL_PORT,
+            prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT, route=route)
+    else:
+        queues = _queues(site, inv)
+        entry = [q for q in queues if q.name != inv.province.supervisor_queue]
+        files["dialplan.xml"] = _render(
+            "dialplan_acd.xml.j2", site=site, options=opts, seats=seats, domain=DOMAIN,
+            inbound_context="from-gateways" if site.role == "province" else "from-gateway",
+            entry_queues=entry,
+            overflow=inv.province.supervisor_queue if site.role == "province" else "")
+        agents = {m.id: m for q in queues for m in q.members}
+        files["callcenter.conf.xml"] = _render(
+            "callcenter.conf.xml.j2", site=site, options=opts, queues=queues,
+            agents=list(agents.values()), domain=DOMAIN)
+    return {name: RenderedXml(name, text) for name, text in sorted(files.items())}
+
+
+def render_all(inv: Inventory, secrets: Secrets, *, site: str | None = None,
+               deploy_root: str | None = None) -> dict[str, dict[str, RenderedXml]]:
+    sites = [inv.site(site)] if site else list(inv.sites())
+    return {s.name: render_site(inv, s, secrets,
+                                prompt_dir=(f"{deploy_root}/{s.name}/sounds/pbxctl"
+                                            if deploy_root else DEFAULT_PROMPT_DIR))
+            for s in sites}
