@@ -12,6 +12,7 @@ from pbxctl.selfservice_db import account
 from .call import Call, DialplanBreak
 from .calllog import Entry
 from .catalog import choose_welcome, utcnow
+from .orders import order_answer, order_create
 from .registry import HandlerContext, Registry
 from .routing import RoutingTable
 from .selfservice import bill, outage
@@ -92,4 +93,5 @@ def route(call: Call, ctx: HandlerContext) -> None:
 
 def default_registry() -> Registry:
     # Self-service waits for the caller's digits: up to 3 tries of 8 s plus the prompts.
-    return Registry([ping, welcome, prompt_missing, route, (bill, 180.0), (outage, 180.0)])
+    return Registry([ping, welcome, prompt_missing, route, (bill, 180.0), (outage, 180.0),
+                     (order_create, 120.0), (order_answer, 60.0)])

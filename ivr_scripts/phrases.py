@@ -33,6 +33,13 @@ SYSTEM: dict[str, str] = {
     "transfer": "正在为您转接人工服务，请稍候。",
     "goodbye": "感谢您的来电，再见。",
     "closed": "现在是非工作时间，人工服务暂停，您可以继续使用自助服务查询电费和停电信息。",
+    "order-type": "请选择工单类型：抢修请按1，电费争议请按2，停电报告请按3，计量请按4，其他请按5。",
+    "order-account": "请输入客户十位户号，以井号键结束。",
+    "order-created": "工单已创建并派发，编号为",
+    "order-refused": "工单未能创建，请在系统中处理。",
+    "order-keys": "接受工单请按1，退回请按2。",
+    "order-accepted": "工单已接受。",
+    "order-returned": "工单已退回。",
 }
 
 # Every character a spoken number, amount or date can contain.

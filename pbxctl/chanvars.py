@@ -55,3 +55,8 @@ ROUTE_QUEUE = "PBXCTL_ROUTE_QUEUE"
 ROUTE_REASON = "PBXCTL_ROUTE_REASON"  # account | did | area | gateway
 ROUTE_OPEN = "PBXCTL_ROUTE_OPEN"  # 1 within business hours, 0 outside
 AFTER_HOURS = "PBXCTL_AFTER_HOURS"  # selfservice | message
+
+# Work orders (ivr_scripts.orders): the order a feature-code call created / a notify call is
+# about, and what became of the seat's key.
+ORDER = "PBXCTL_ORDER"
+ORDER_RESULT = "PBXCTL_ORDER_RESULT"  # created | accepted | returned | refused

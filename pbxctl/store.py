@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -108,6 +111,27 @@ class Store:
             raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
         self._down_until = 0.0
         return rows
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One connection in one transaction (for SELECT … FOR UPDATE and the writes that
+        follow); errors map to StoreUnavailable like ``execute``."""
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable(f"database marked down: {self._down_reason}",
+                                   hint="check PostgreSQL")
+        try:
+            with self._conn().connection(timeout=self.config.connect_timeout) as conn, \
+                    conn.transaction():
+                yield conn
+        except PoolTimeout as exc:
+            self._mark_down("no database connection available in time")
+            raise StoreUnavailable("no database connection available in time",
+                                   hint="check PostgreSQL") from exc
+        except psycopg.OperationalError as exc:
+            reason = f"database error: {exc}".splitlines()[0]
+            self._mark_down(reason)
+            raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
+        self._down_until = 0.0
 
     def execute_batch(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         """Run parameterised statements in one transaction: all of them or none."""

@@ -32,6 +32,8 @@ def expected(inv: Inventory, site: Site) -> SiteExpectation:
                                      for a in p.agents for code in SPY_CODES),
             "pbxctl-overflow": _S,
             "pbxctl-spy": _S,
+            "pbxctl-agent-codes": frozenset(["*9"]),
+            "pbxctl-order-notify": _S,
             **_CALL_RECORD, **_CONTACT,
         }
         queues = {p.queue: frozenset(f"PJSIP/{a.id}" for a in p.agents) for p in inv.prefectures}

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 from pbxctl.errors import InputError
 
 from .model import (
+    ORDER_TYPES,
     BusinessHours,
     County,
+    Dispatch,
     Host,
     Inventory,
     Options,
@@ -37,6 +39,7 @@ DID = re.compile(r"^[0-9]{5,15}$")
 AREA_CODE = re.compile(r"^0[0-9]{2,3}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 HHMM_CLOSE = re.compile(r"^(24:00|([01][0-9]|2[0-3]):[0-5][0-9])$")
+GROUP = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 AFTER_HOURS = re.compile(r"^(selfservice|message)$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A display name goes into callerid "…" and queue member names: nothing that ends a value,
@@ -249,7 +252,8 @@ def _seats(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str, ki
         if not isinstance(item, LocDict):
             c.err(items.loc_of(i), p, "must be a mapping with id, name, extension")
             continue
-        c.unknown_keys(item, {"id", "name", "extension"}, p)
+        c.unknown_keys(item, {"id", "name", "extension"}
+                       | ({"group"} if kind == "terminal" else set()), p)
         sid = c.text(item, "id", f"{p}.id", SEAT_ID, what="a seat id (a-z, 0-9, -)")
         name = c.name(item, "name", f"{p}.name")
         ext = c.text(item, "extension", f"{p}.extension", EXTENSION, what="3-6 digits")
@@ -260,7 +264,9 @@ def _seats(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str, ki
             owner[sid] = f"{kind} group {home}"
         reg.claim(c, "seat id", sid, item.loc_of("id"), f"{p}.id")
         reg.claim(c, "extension", ext, item.loc_of("extension"), f"{p}.extension")
-        out.append(Seat(sid, name, ext, kind, home))
+        group = (c.text(item, "group", f"{p}.group", GROUP, what="a group name (a-z)",
+                        required=False, default="field") if kind == "terminal" else "")
+        out.append(Seat(sid, name, ext, kind, home, group))
     return tuple(out)
 
 
@@ -449,7 +455,8 @@ def load_inventory(path: Path) -> Inventory:
     c = _Checker()
     reg = _Registry()
     owner: dict[str, str] = {}
-    c.unknown_keys(root, {"version", "province", "prefectures", "counties", "include"}, "(top)")
+    c.unknown_keys(root, {"version", "province", "prefectures", "counties", "include",
+                          "dispatch"}, "(top)")
     if root.get("version", 1) != 1:
         c.err(root.loc_of("version"), "version", "only version 1 is understood")
     province = _province(c, reg, root, owner)
@@ -465,6 +472,33 @@ def load_inventory(path: Path) -> Inventory:
         if county.prefecture and county.prefecture not in codes:
             c.err(d.loc_of("prefecture"), f"{p}.prefecture",
                   f"unknown prefecture {county.prefecture!r} (known: {', '.join(sorted(codes))})")
+    dispatch = _dispatch(c, c.mapping(root, "dispatch", "dispatch", required=False), counties)
     if c.problems:
         raise InventoryError(c.problems)
-    return Inventory(str(path), province, prefectures, counties)
+    return Inventory(str(path), province, prefectures, counties, dispatch)
+
+
+def _dispatch(c: _Checker, d: LocDict | None, counties: tuple[County, ...]) -> Dispatch:
+    if d is None:
+        return Dispatch(groups={})
+    c.unknown_keys(d, {"types", "ring_timeout", "attempts", "retry_interval"}, "dispatch")
+    types = c.mapping(d, "types", "dispatch.types") or LocDict()
+    groups: dict[str, str] = {}
+    known = {s.group for county in counties for s in county.seats}
+    for key in types:
+        p = f"dispatch.types.{key}"
+        if key not in ORDER_TYPES:
+            c.err(types.loc_of(key), p, f"unknown order type (known: {', '.join(ORDER_TYPES)})")
+            continue
+        group = c.text(types, key, p, GROUP, what="a seat group name (a-z)")
+        if group and group not in known:
+            c.err(types.loc_of(key), p, f"no terminal seat is in group {group!r}")
+        groups[key] = group
+    return Dispatch(
+        groups=groups,
+        ring_timeout=c.number(d, "ring_timeout", "dispatch.ring_timeout", lo=5, hi=300,
+                              default=30, kind=int),
+        attempts=c.number(d, "attempts", "dispatch.attempts", lo=1, hi=10, default=3,
+                          kind=int),
+        retry_interval=c.number(d, "retry_interval", "dispatch.retry_interval", lo=1,
+                                hi=3600, default=60, kind=int))

@@ -30,6 +30,7 @@ class Seat:
     extension: str
     kind: SeatKind
     home: str  # prefecture code (agents), county code (terminals), province code (supervisors)
+    group: str = ""  # terminals: the seat group work orders are dispatched to (e.g. field)
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,33 @@ class Site:
     prefecture: Prefecture | None = None
 
 
+ORDER_TYPES = ("repair", "billing", "outage", "meter", "other")
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Work-order dispatch: which seat group handles which order type (a type not listed
+    cannot be dispatched), and how terminal seats are called about a new order."""
+
+    groups: dict[str, str]  # order type -> seat group
+    ring_timeout: int = 30  # seconds a terminal seat rings
+    attempts: int = 3  # calls before the order is escalated to the prefecture
+    retry_interval: int = 60  # seconds between calls
+
+
 @dataclass(frozen=True)
 class Inventory:
     source: str
     province: Province
     prefectures: tuple[Prefecture, ...]
     counties: tuple[County, ...]
+    dispatch: Dispatch = Dispatch(groups={})
+
+    def county(self, code: str) -> County:
+        for c in self.counties:
+            if c.code == code:
+                return c
+        raise KeyError(code)
 
     def prefecture(self, code: str) -> Prefecture:
         for p in self.prefectures:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from pbxctl.asterisk_modules import modules_for
+from pbxctl.asterisk_modules import DEFAULT_MAJOR, modules_for, traits
 from pbxctl.prompts_db import WELCOME_DEFAULT
 
 from .model import PATHS, Inventory, Prefecture, Seat, Site
@@ -133,7 +133,7 @@ DEFAULT_PROMPT_DIR = "/var/lib/asterisk/sounds/pbxctl"
 MENU_TIMEOUT = 6
 
 
-def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16,
+def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = DEFAULT_MAJOR,
                 prompt_dir: str = DEFAULT_PROMPT_DIR) -> dict[str, RenderedFile]:
     """Every config file of ``site``, by file name. ``prompt_dir`` is where published prompts
     live on that site's disk (see provisioning.publish)."""
@@ -157,13 +157,17 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16
         files["extensions.conf"] = render(
             "asterisk/extensions_province.conf.j2", site=site, options=opts,
             prefectures=inv.prefectures, seats=inv.all_seats(),
-            supervisor_queue=inv.province.supervisor_queue)
+            supervisor_queue=inv.province.supervisor_queue,
+            cti=[inv.province.cti.a, inv.province.cti.b], cti_port=inv.province.cti_port,
+            prompt_dir=prompt_dir, answered=traits(major).queue_gosub("pbxctl-answered"))
     else:
         assert pref is not None
-        files["extensions.conf"] = render("asterisk/extensions_lss.conf.j2", site=site,
-                                          pref=pref, options=opts, seats=pref.agents)
+        files["extensions.conf"] = render(
+            "asterisk/extensions_lss.conf.j2", site=site, pref=pref, options=opts,
+            seats=pref.agents, answered=traits(major).queue_gosub("pbxctl-answered"))
     files["queues.conf"] = render("asterisk/queues.conf.j2", site=site, options=opts,
-                                  queues=_queues(site, inv))
+                                  queues=_queues(site, inv),
+                                  monitor_type=traits(major).queue_monitor_type)
     files["manager.conf"] = render("asterisk/manager.conf.j2", site=site, bind=site.host.a,
                                    port=AMI_PORT, secret=secrets.ami[site.name],
                                    permit=_manager_permit(site, inv))
@@ -174,7 +178,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = 16
     return {name: RenderedFile(name, text) for name, text in sorted(files.items())}
 
 
-def render_all(inv: Inventory, secrets: Secrets, *, site: str | None = None, major: int = 16,
+def render_all(inv: Inventory, secrets: Secrets, *, site: str | None = None,
+               major: int = DEFAULT_MAJOR,
                deploy_root: str | None = None) -> dict[str, dict[str, RenderedFile]]:
     """``deploy_root``: sites laid out as ROOT/<site>/ (the lab, tests); prompts then live in
     ROOT/<site>/sounds/pbxctl instead of the Debian default."""

@@ -11,22 +11,27 @@ sequence numbers and timestamps continue one monotonic stream (payloads unchange
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .sipp import PCAP_DIR
 
-_HEAD = Path(__file__).parents[1] / "sipp" / "uac_wait_bye.xml"
+_SIPP = Path(__file__).parents[1] / "sipp"
+# Where the call is set up from (up to its first <nop>): a PSTN caller, a seat's phone
+# calling out with digest auth (BYE is then CSeq 3), or a phone answering a call.
+_HEADS = {"uac": (_SIPP / "uac_wait_bye.xml", 2), "uac_auth": (_SIPP / "uac_auth_hold.xml", 3),
+          "uas": (_SIPP / "uas_agent.xml", 0)}
 DIGIT_PCAP = {**{d: f"dtmf_2833_{d}.pcap" for d in "0123456789"},
               "#": "dtmf_2833_pound.pcap", "*": "dtmf_2833_star.pcap"}
 DIGIT_GAP_MS = 250
 
 
-def _invite_and_ack() -> str:
-    text = _HEAD.read_text(encoding="iso-8859-1")
-    head, sep, _ = text.partition("  <nop>")
-    assert sep, "uac_wait_bye.xml changed shape"
+def _setup(kind: str) -> str:
+    path = _HEADS[kind][0]
+    head, sep, _ = path.read_text(encoding="iso-8859-1").partition("  <nop>")
+    assert sep, f"{path.name} changed shape"
     return head
 
 
@@ -60,12 +65,15 @@ def _play(path: Path) -> str:
 
 def dtmf_scenario(steps: list[tuple[int, str]], *, pcap_dir: Path,
                   hold_ms: int | None = None, bye_timeout_ms: int = 60000,
-                  speech_after: Path | None = None) -> str:
+                  speech_after: Path | None = None, head: str = "uac") -> str:
     """Scenario XML; the renumbered digit pcaps it plays are written into ``pcap_dir``.
     ``hold_ms``: hang up that long after the last digit; None: wait for the PBX's BYE (at
     most ``bye_timeout_ms``). ``speech_after``: an audio pcap (e.g. SIPp's g711a.pcap) the
     caller starts speaking after the last digit."""
-    out = [_invite_and_ack().replace('name="pbxctl uac wait bye"', 'name="pbxctl uac dtmf"')]
+    if head == "uas" and hold_ms is not None:
+        raise ValueError("an answering phone waits for the PBX's BYE (hold_ms=None)")
+    out = [re.sub(r'<scenario name="[^"]*">', f'<scenario name="pbxctl {head} dtmf">',
+                  _setup(head), count=1)]
     pcap_dir.mkdir(parents=True, exist_ok=True)
     seq, ts, n = 1000, 160000, 0
     for pause, digits in steps:
@@ -100,14 +108,14 @@ def dtmf_scenario(steps: list[tuple[int, str]], *, pcap_dir: Path,
 ''')
     else:
         out.append(f'  <pause milliseconds="{int(hold_ms)}"/>\n')
-        out.append('''  <send retrans="500">
+        out.append(f'''  <send retrans="500">
     <![CDATA[
       BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
-      CSeq: 2 BYE
+      CSeq: {_HEADS[head][1]} BYE
       Contact: sip:[caller]@[local_ip]:[local_port]
       Max-Forwards: 70
       Content-Length: 0

@@ -32,7 +32,8 @@ class Phones:
         self.running: list[SippProcess] = []
         self._next = 101
 
-    def login(self, seat_id: str, *, calls: int = 1) -> SippProcess:
+    def register(self, seat_id: str) -> str:
+        """Register the seat from a fresh address; returns the address its phone must use."""
         ip = f"127.201.1.{self._next}"  # phones sit on the province's switch-A network
         self._next += 1
         pbx = (str(self.inv.province.pbx.a), 5060)
@@ -41,21 +42,31 @@ class Phones:
                           keys={"user": seat_id, "expires": "600"}, timeout=15,
                           extra_args=("-au", seat_id, "-ap", self.secrets.sip[seat_id])).run()
         assert reg.successful == 1, f"{seat_id} did not register: {reg.errors[-500:]}"
-        uas = SippProcess(scenario=scenario_path("uas_agent.xml"),
+        return ip
+
+    def login(self, seat_id: str, *, calls: int = 1, scenario: Path | None = None,
+              in_queue: bool = True) -> SippProcess:
+        """Register, then answer ``calls`` calls (uas_agent.xml: talk until the BYE, or the
+        given scenario); ``in_queue``: wait until the seat is ready in its queue."""
+        ip = self.register(seat_id)
+        uas = SippProcess(scenario=scenario or scenario_path("uas_agent.xml"),
                           workdir=self.workdir / seat_id, local_ip=ip, local_port=5060,
                           calls=calls, timeout=120, extra_args=("-aa",),
                           keys={"audio": str(pcap("g711a.pcap"))})
         uas.start()
         self.running.append(uas)
-        wait_until(lambda: f"PJSIP/{seat_id}" in self._ready(), timeout=10,
-                   what=f"{seat_id} ready in its queue")
+        if in_queue:
+            wait_until(lambda: f"PJSIP/{seat_id}" in self._ready(), timeout=10,
+                       what=f"{seat_id} ready in its queue")
         return uas
 
-    def dial(self, seat_id: str, number: str, *, hold_ms: int = 3000) -> SippProcess:
-        """The seat's phone calls ``number`` (digest auth on the INVITE), talks, hangs up."""
+    def dial(self, seat_id: str, number: str, *, hold_ms: int = 3000,
+             scenario: Path | None = None) -> SippProcess:
+        """The seat's phone calls ``number`` (digest auth on the INVITE), talks, hangs up
+        (or runs the given scenario, e.g. one that sends DTMF and waits for the BYE)."""
         ip = f"127.201.1.{self._next}"
         self._next += 1
-        return SippProcess(scenario=scenario_path("uac_auth_hold.xml"),
+        return SippProcess(scenario=scenario or scenario_path("uac_auth_hold.xml"),
                            workdir=self.workdir / f"{seat_id}-dial", local_ip=ip,
                            remote=(str(self.inv.province.pbx.a), 5060), service=number,
                            pause_ms=hold_ms, timeout=30,
