@@ -20,8 +20,9 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, cli_calls, cli_status
-from .errors import PbxctlError, UsageError
+from . import __version__, cli_calls, cli_orders, cli_status
+from .asterisk_modules import SUPPORTED
+from .errors import MissingDependencyError, PbxctlError, UsageError
 
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
@@ -44,7 +45,8 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
 
     root = lab_dir(dict(env.environ))
     progress = (lambda _m: None) if args.json else (lambda m: env.err.print(f"  [green]✓[/] {m}"))
-    state = lab_up(root, progress=progress, asterisk_bin=env.environ.get("PBXCTL_ASTERISK_BIN"))
+    state = lab_up(root, progress=progress, asterisk_bin=env.environ.get("PBXCTL_ASTERISK_BIN"),
+                   major=_major(args, env))
     if args.json:
         env.stdout.write(json.dumps({"root": state.root, "pg": state.pg,
                                      "asterisk": state.asterisk, "agi": state.agi,
@@ -126,7 +128,9 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
         from ivr_scripts.routing import RoutingTable
         from provisioning.inventory import load_inventory
 
-        settings["routing"] = RoutingTable.from_inventory(load_inventory(Path(args.inventory)))
+        inv = load_inventory(Path(args.inventory))
+        settings["routing"] = RoutingTable.from_inventory(inv)
+        settings["inventory"] = inv  # work orders: counties, seats, dispatch rules
     server = FastAgiServer(registry=default_registry(),
                            context=HandlerContext(store=store, catalog=catalog,
                                                   call_log=call_log, settings=settings),
@@ -165,6 +169,12 @@ def cmd_agi_serve(args: argparse.Namespace, env: Env) -> int:
 
 
 # -- provision ---------------------------------------------------------------------------------
+def _major(args: argparse.Namespace, env: Env) -> int:
+    from .sandbox.asterisk import default_major
+
+    return int(args.asterisk) if getattr(args, "asterisk", None) else default_major(env.environ)
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     from provisioning.inventory import load_inventory
     from provisioning.secrets import ensure_secrets, secrets_path
@@ -198,13 +208,18 @@ def cmd_provision_validate(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_provision_render(args: argparse.Namespace, env: Env) -> int:
+    from provisioning import render_freeswitch
     from provisioning.render_asterisk import render_all
 
     from .fsutil import atomic_write
 
     inv, secrets = _load(args)
     out = Path(args.out)
-    rendered = render_all(inv, secrets, site=args.site)
+    rendered: dict[str, Any]
+    if args.engine == "freeswitch":
+        rendered = render_freeswitch.render_all(inv, secrets, site=args.site)
+    else:
+        rendered = render_all(inv, secrets, site=args.site, major=_major(args, env))
     count = 0
     for site, files in rendered.items():
         for name, f in files.items():
@@ -220,7 +235,7 @@ def cmd_provision_diff(args: argparse.Namespace, env: Env) -> int:
 
     inv, secrets = _load(args)
     changed = 0
-    for site, files in render_all(inv, secrets, site=args.site).items():
+    for site, files in render_all(inv, secrets, site=args.site, major=_major(args, env)).items():
         changes = plan(Path(args.target) / site / "etc", files)
         changed += len(changes)
         env.stdout.write(unified_diff(site, changes))
@@ -238,7 +253,8 @@ def cmd_provision_apply(args: argparse.Namespace, env: Env) -> int:
     from .ami import AmiClient
 
     inv, secrets = _load(args)
-    for site_name, files in render_all(inv, secrets, site=args.site).items():
+    rendered = render_all(inv, secrets, site=args.site, major=_major(args, env))
+    for site_name, files in rendered.items():
         site = inv.site(site_name)
         ami = site_ami(site, secrets)
         with AmiClient(host=ami.host, port=ami.port, username=ami.username, secret=ami.secret,
@@ -433,6 +449,43 @@ def cmd_db_migrate(args: argparse.Namespace, env: Env) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace, env: Env) -> int:
+    from .doctor import TOOLS, all_engines, tool_report
+    from .sandbox.asterisk import default_major
+
+    engines, tools = all_engines(), tool_report()
+    default = default_major(env.environ)
+    if args.json:
+        env.stdout.write(json.dumps({"default": default,
+                                     "engines": [e.__dict__ for e in engines],
+                                     "tools": tools}) + "\n")
+    else:
+        for e in engines:
+            mark = " (default)" if e.major == default else ""
+            if not e.present:
+                env.out.print(f"Asterisk {e.major}{mark}: [red]not installed[/] at {e.binary}"
+                              f" — fix: {e.fix}")
+                continue
+            state = "[green]ok[/]" if e.usable else "[red]incomplete[/]"
+            env.out.print(f"Asterisk {e.major}{mark}: {e.version} at {e.binary}: {state}")
+            for feature, mods in e.features_broken.items():
+                env.out.print(f"  {feature}: missing {', '.join(mods)} — fix: {e.fix}")
+            others = sorted(set(e.modules_missing) - {m for ms in e.features_broken.values()
+                                                      for m in ms})
+            if others:
+                env.out.print(f"  also missing: {', '.join(others)} — fix: {e.fix}")
+        for name, path in tools.items():
+            need, fix = TOOLS[name]
+            env.out.print(f"{name}: {path}" if path else
+                          f"{name}: [red]missing[/] ({need}) — fix: {fix}")
+    chosen = next(e for e in engines if e.major == default)
+    if not chosen.usable or not all(tools.values()):
+        raise MissingDependencyError(
+            f"this host cannot run everything pbxctl does with Asterisk {default}",
+            hint="the lines above name each missing piece and its fix")
+    return 0
+
+
 def cmd_version(args: argparse.Namespace, env: Env) -> int:
     env.stdout.write(f"pbxctl {__version__}\n")
     return 0
@@ -453,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="verb", metavar="VERB")
     up = lab.add_parser("up", help="start PostgreSQL, Asterisk, the FastAGI server; place a call")
     up.add_argument("--json", action="store_true", help="print the lab state as JSON")
+    up.add_argument("--asterisk", type=int, choices=SUPPORTED,
+                    help="Asterisk major to run (default: PBXCTL_ASTERISK, else 22)")
     up.set_defaults(func=cmd_lab_up)
     down = lab.add_parser("down", help="stop every process the lab started")
     down.add_argument("--keep-files", action="store_true", help="keep logs and data")
@@ -545,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("inventory", help="the province inventory YAML")
         sp.add_argument("--site", help="only this site (e.g. hz-gw)")
         sp.add_argument("--secrets", help="secrets file (default: INVENTORY.secrets.yaml)")
+        sp.add_argument("--asterisk", type=int, choices=SUPPORTED,
+                        help="Asterisk major the configs are for (default: PBXCTL_ASTERISK, "
+                             "else 22)")
 
     v = pv.add_parser("validate", help="check the inventory; every problem with file:line")
     v.add_argument("inventory")
@@ -553,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = pv.add_parser("render", help="write one config directory per site")
     inv_args(r)
     r.add_argument("--out", required=True, help="output directory")
+    r.add_argument("--engine", choices=("asterisk", "freeswitch"), default="asterisk",
+                   help="which PBX the configs are for (FreeSWITCH: XML; see docs/freeswitch.md)")
     r.set_defaults(func=cmd_provision_render)
     d = pv.add_parser("diff", help="unified diff against what is deployed")
     inv_args(d)
@@ -567,6 +627,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_calls.register(nouns, dsn_arg)
     cli_status.register(nouns)
+    cli_orders.register(nouns, dsn_arg)
+
+    doc = nouns.add_parser("doctor", help="Asterisk versions, modules and tools on this host")
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(func=cmd_doctor)
 
     ver = nouns.add_parser("version", help="print the version")
     ver.set_defaults(func=cmd_version)

@@ -79,7 +79,34 @@ def _tables(statuses: list[SiteStatus]) -> list[Table]:
     return [q, a, c]
 
 
+def freeswitch_status(args: argparse.Namespace, env: Env) -> int:
+    """Active channels of a FreeSWITCH site over its inbound event socket."""
+    from .esl_inbound import InboundEsl
+
+    host, _, port = args.freeswitch.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--freeswitch {args.freeswitch!r}: give HOST:PORT (e.g. 10.0.0.5:8021)")
+    password = env.environ.get("PBXCTL_ESL_PASSWORD", "ClueCon")
+    with InboundEsl(host=host, port=int(port), password=password, timeout=args.timeout) as esl:
+        rows = esl.channels()
+    if args.json:
+        env.stdout.write(json.dumps({"site": args.freeswitch, "channels": rows},
+                                    ensure_ascii=False) + "\n")
+        return 0
+    table = Table(title=f"active calls on {args.freeswitch} (FreeSWITCH)")
+    for col in ("uuid", "direction", "caller", "destination", "application", "state"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.get("uuid", "")), str(r.get("direction", "")),
+                      str(r.get("cid_num", "")), str(r.get("dest", "")),
+                      str(r.get("application", "")), str(r.get("callstate", "")))
+    env.out.print(table)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, env: Env) -> int:
+    if args.freeswitch:
+        return freeswitch_status(args, env)
     targets = (inventory_targets(Path(args.inventory), source=args.source)
                if args.inventory else lab_targets(env.environ))
     if args.site:
@@ -116,6 +143,9 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
 def register(nouns: Any) -> None:
     st = nouns.add_parser("status", help="live queues, agents and calls of every PBX (AMI)")
     st.add_argument("--inventory", help="a deployment's inventory (default: the running lab)")
+    st.add_argument("--freeswitch", metavar="HOST:PORT",
+                    help="a FreeSWITCH site's event socket instead (password: "
+                         "PBXCTL_ESL_PASSWORD)")
     st.add_argument("--site", action="append", help="only this site (repeatable)")
     st.add_argument("--source", help="local address to connect to AMI from "
                                      "(default: the CTI address if this host has it)")

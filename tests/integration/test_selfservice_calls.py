@@ -17,6 +17,7 @@ from ivr_scripts.catalog import PromptCatalog
 from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
+from pbxctl import chanvars as V
 from pbxctl.ami import Message
 from pbxctl.netutil import free_port
 from pbxctl.prompts_db import published_versions, rules
@@ -24,7 +25,7 @@ from pbxctl.sandbox.asterisk import AsteriskInstance
 from pbxctl.sandbox.relay import CountingRelay
 from pbxctl.sandbox.sipp import SippProcess, SippResult
 from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
-from pbxctl.selfservice_db import latest_unpaid_bill, seed_sample_data
+from pbxctl.selfservice_db import seed_sample_data
 from pbxctl.store import Store
 from pbxctl.tts import TtsCache, check_audio
 from provisioning.inventory import load_inventory
@@ -34,6 +35,7 @@ from provisioning.sample import seed_input
 from provisioning.secrets import ensure_secrets, secrets_path
 
 from ..conftest import SiteFactory, management_ami
+from ..handler_scenarios import SCENARIOS, Scenario, contiguous
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 
@@ -112,35 +114,30 @@ def stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_db: Store
         agi.shutdown(grace=5)
 
 
-def _contiguous(seq: list[str], sub: list[str]) -> bool:
-    return any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+MENU_KEY = {"bill": "1", "outage": "2"}
+# UserEvent PbxctlService field carrying each channel variable the handlers set.
+EVENT_FIELD = {V.STATUS: "Status", V.NEXT: "Next", V.SVC_RESULT: "Result",
+               V.ACCOUNT: "Account", V.BILL_AMOUNT: "Amount", V.BILL_PERIOD: "Period",
+               V.BILL_DUE: "Due", V.OUTAGES: "Outages"}
 
 
-def test_bill_query_speaks_period_amount_and_due_date(stack: Stack) -> None:
-    expected = latest_unpaid_bill(stack.store, ACCOUNT)
-    assert expected is not None
-    result, event = stack.call([(MENU_AT, "1"), (2000, ACCOUNT + "#")], "bill")
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_handlers_pass_the_shared_scenarios_over_fastagi(stack: Stack,
+                                                         scenario: Scenario) -> None:
+    """The same scenarios the FreeSWITCH/ESL tests run (tests/handler_scenarios.py), here
+    as real calls: the menu key, then each input ended by # (later inputs after the
+    "account-invalid" prompt has played)."""
+    steps = [(MENU_AT, MENU_KEY[scenario.route])]
+    steps += [(2000 if i == 0 else 4500, key + "#") for i, key in enumerate(scenario.keys)]
+    result, event = stack.call(steps, scenario.name)
     assert result.successful == 1 and result.failed == 0, result
-    assert event["Status"] == "OK" and event["Next"] == "done"
-    assert (event["Account"], event["Amount"], event["Period"], event["Due"]) == (
-        ACCOUNT, str(expected.amount), expected.period, expected.due_date.isoformat())
+    want = scenario.expect(stack.store)
+    assert {EVENT_FIELD[k]: event[EVENT_FIELD[k]] for k in want.variables} == {
+        EVENT_FIELD[k]: v for k, v in want.variables.items()}
     played = stack.played()
     assert played[0] == "welcome-default/v1"  # the catalogue's version, from local disk
-    assert _contiguous(played, ["bill-period", *phrases.period(expected.period),
-                                "bill-amount", *phrases.money(str(expected.amount)),
-                                "bill-due", *phrases.day(expected.due_date), "goodbye"]), played
+    assert contiguous(played, want.played), played
     assert stack.agi.stats["failed"] == 0
-
-
-def test_outage_query_for_the_callers_area(stack: Stack) -> None:
-    result, event = stack.call([(MENU_AT, "2"), (2000, "#")], "outage")
-    assert result.successful == 1, result
-    assert event["Status"] == "OK" and event["Outages"] == "2"
-    played = stack.played()
-    for kind in ("outage-current", "outage-planned"):
-        i = played.index(kind)
-        assert played[i + 1] == "outage-from" and "outage-to" in played[i + 2:i + 16]
-    assert played[-1] == "goodbye"
 
 
 def test_missing_local_prompt_plays_local_default_and_reports_drift(stack: Stack) -> None:

@@ -1,0 +1,238 @@
+"""FreeSWITCH transport: greenswitch's OutboundESLServer running the same handlers through the
+same ``Call`` interface as FastAGI.
+
+FreeSWITCH's dialplan sets ``pbxctl_route`` (the handler, like the AGI path) and
+``pbxctl_params`` (``site=hz-gw&pref=HZ``, like the AGI query string), then
+``socket <cti>:8084 async full``. What greenswitch gets wrong, fixed here:
+* ``send()``, ``connect()``, ``playback()`` … wait forever: every wait here is bounded
+  (``timeout``) and polls the session, so a FreeSWITCH that vanishes mid-command raises
+  :class:`CallHangup` at once and a silent one :class:`CallTimeout` within the bound;
+* the server's ``connect`` before the application runs is bounded as well.
+greenswitch is gevent-based: the server runs its own hub (``serve_forever`` in one thread);
+handlers run in that hub, so a slow database call (bounded by the store's timeouts) delays
+other ESL sessions of the same process — run one ESL process per core if that matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import gevent
+import gevent.event
+from greenswitch import esl as gs
+
+from pbxctl import chanvars as V
+
+from .call import CallHangup, CallTimeout, DialplanBreak
+from .registry import HandlerContext, Registry, UnknownRoute
+
+log = logging.getLogger("pbxctl.esl")
+
+ROUTE_VAR = "pbxctl_route"
+PARAMS_VAR = "pbxctl_params"
+DIGITS_VAR = "pbxctl_digits"
+_POLL = 0.05
+
+
+class EslCall:
+    """One FreeSWITCH channel, as handlers see it (the ``Call`` protocol)."""
+
+    def __init__(self, session: gs.OutboundSession, *, timeout: float = 10.0) -> None:
+        self.session = session
+        self.timeout = timeout
+        self._env: dict[str, str] = dict(session.session_data or {})
+
+    # -- identity -----------------------------------------------------------------------
+    @property
+    def uniqueid(self) -> str:
+        return self._env.get("Unique-ID", self._env.get("variable_uuid", ""))
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self._env
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return dict(parse_qsl(self._env.get(f"variable_{PARAMS_VAR}", "")))
+
+    @property
+    def route(self) -> str:
+        return self._env.get(f"variable_{ROUTE_VAR}", "")
+
+    @property
+    def dnid(self) -> str:
+        return (self._env.get("variable_pbxctl_did")
+                or self._env.get("Caller-Destination-Number", ""))
+
+    @property
+    def caller(self) -> str:
+        return self._env.get("Caller-Caller-ID-Number", "")
+
+    # -- bounded waits --------------------------------------------------------------------
+    def _wait(self, result: gevent.event.AsyncResult, what: str,
+              timeout: float | None = None) -> Any:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            if result.ready():
+                try:
+                    return result.get()
+                except (gs.OutboundSessionHasGoneAway, gs.NotConnectedError) as exc:
+                    raise CallHangup(f"FreeSWITCH session gone during {what}") from exc
+            if not self.session.connected:
+                raise CallHangup(f"FreeSWITCH session gone during {what}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CallTimeout(f"FreeSWITCH did not answer {what} within "
+                                  f"{self.timeout if timeout is None else timeout:g}s")
+            result.wait(min(_POLL, left))
+
+    def _send(self, data: str, what: str) -> Any:
+        if not self.session.connected or self.session._lingering:
+            raise CallHangup(f"FreeSWITCH session gone before {what}")
+        result = gevent.event.AsyncResult()
+        self.session._commands_sent.append(result)
+        try:
+            self.session.sock.send((data + "\n\n").encode("utf-8"))
+        except OSError as exc:
+            raise CallHangup(f"FreeSWITCH session gone sending {what}") from exc
+        return self._wait(result, what)
+
+    def _execute(self, app: str, arg: str = "", *, block: bool = False,
+                 timeout: float | None = None) -> Any:
+        """Run a dialplan application on the channel; ``block``: until it completed."""
+        done = gevent.event.AsyncResult()
+        if block:
+            self.session.register_expected_event("CHANNEL_EXECUTE_COMPLETE",
+                                                 "current_application", app, done)
+        msg = f"sendmsg\ncall-command: execute\nexecute-app-name: {app}"
+        if arg:
+            if "\n" in arg or "\r" in arg:
+                raise ValueError(f"{app} argument must be one line: {arg!r}")
+            msg += f"\nexecute-app-arg: {arg}"
+        reply = self._send(msg, app)
+        if getattr(reply, "data", "").startswith("-ERR"):
+            raise DialplanBreak(f"esl-{app}-refused")
+        if block:
+            return self._wait(done, f"{app} to complete", timeout)
+        return reply
+
+    # -- the Call interface ---------------------------------------------------------------
+    def get_variable(self, name: str) -> str:
+        reply = self._send(f"api uuid_getvar {self.uniqueid} {name}", f"getvar {name}")
+        value = str(getattr(reply, "data", "") or "").strip()
+        return "" if value in ("_undef_", "") or value.startswith("-ERR") else value
+
+    def set_variable(self, name: str, value: str) -> None:
+        self._execute("set", f"{name}={value}")
+
+    def play(self, prompt: str, *, escape_digits: str = "") -> str:
+        self._execute("playback", f"{prompt}.wav", block=True, timeout=self.timeout + 120)
+        return ""
+
+    def collect_digits(self, prompt: str, *, max_digits: int, timeout_ms: int) -> str:
+        arg = (f"1 {max_digits} 1 {timeout_ms} # {prompt}.wav silence_stream://250 "
+               f"{DIGITS_VAR} \\d+ {timeout_ms}")
+        event = self._execute("play_and_get_digits", arg, block=True,
+                              timeout=self.timeout + 120 + timeout_ms / 1000)
+        return str(event.headers.get(f"variable_{DIGITS_VAR}", "") if event else "")
+
+    def say_digits(self, digits: str) -> None:
+        if not digits.isdigit():
+            raise ValueError(f"not digits: {digits!r}")
+        self._execute("say", f"en number iterated {digits}", block=True,
+                      timeout=self.timeout + 30)
+
+    def verbose(self, message: str, *, level: int = 1) -> None:
+        self._execute("log", f"INFO {message}".replace("\n", " "))
+
+    def hangup(self) -> None:
+        self._execute("hangup", "NORMAL_CLEARING")
+
+
+def run_session(session: gs.OutboundSession, registry: Registry, context: HandlerContext,
+                *, timeout: float) -> str:
+    """One FreeSWITCH call: the route's handler, then OK/FAIL variables like FastAGI.
+    Returns the outcome (ok | failed | hangup)."""
+    call = EslCall(session, timeout=timeout)
+    try:
+        try:
+            handler, budget = registry.entry(call.route)
+        except UnknownRoute:
+            raise DialplanBreak("unknown-route") from None
+        with gevent.Timeout(budget, CallTimeout(f"handler {call.route} over its budget")):
+            handler(call, context)
+        call.set_variable(V.STATUS, V.STATUS_OK)
+        return "ok"
+    except CallHangup:
+        return "hangup"
+    except (DialplanBreak, CallTimeout, Exception) as exc:  # one failure path
+        reason = exc.reason if isinstance(exc, DialplanBreak) else f"error-{type(exc).__name__}"
+        if not isinstance(exc, DialplanBreak | CallTimeout):
+            log.exception("ESL handler %s failed", call.route)
+        try:
+            call.set_variable(V.FAIL_REASON, reason)
+            call.set_variable(V.STATUS, V.STATUS_FAIL)
+        except CallHangup:
+            return "hangup"
+        except CallTimeout:
+            return "timeout"
+        return "failed"
+
+
+class EslServer(gs.OutboundESLServer):  # type: ignore[misc]
+    """greenswitch's server with a bounded ``connect`` and our handlers."""
+
+    def __init__(self, *, registry: Registry, context: HandlerContext, host: str, port: int,
+                 timeout: float = 10.0, max_connections: int = 500) -> None:
+        server = self
+
+        class _App:
+            def __init__(self, session: gs.OutboundSession) -> None:
+                self.session = session
+
+            def run(self) -> None:
+                outcome = run_session(self.session, registry, context, timeout=timeout)
+                server.stats[outcome] = server.stats.get(outcome, 0) + 1
+
+        super().__init__(bind_address=host, bind_port=port, application=_App,
+                         max_connections=max_connections)
+        self.timeout = timeout
+        self.stats: dict[str, int] = {}
+
+    def _handle_call(self, session: gs.OutboundSession) -> None:
+        try:
+            reply = EslCall(session, timeout=self.timeout)._send("connect", "connect")
+            session.session_data = reply.headers
+            session._outbound_connected = True
+            EslCall(session, timeout=self.timeout)._send("myevents", "myevents")
+        except (CallHangup, CallTimeout) as exc:
+            log.warning("ESL session dropped before it started: %s", exc)
+            self.stats["protocol_errors"] = self.stats.get("protocol_errors", 0) + 1
+            session.stop()
+            return
+        app = self.application(session)
+        handler = gevent.spawn(app.run)
+        self._greenlets.add(handler)
+        handler.session = session
+        handler.link(self._handle_call_finish)
+        self.connection_count += 1
+
+    def _handle_call_finish(self, handler: Any) -> None:
+        """greenswitch's own ``stop()`` sends ``exit`` and waits for the reply forever: a
+        silent FreeSWITCH would leak the session. Say exit (bounded), then close."""
+        self._greenlets.discard(handler)
+        self.connection_count -= 1
+        session = handler.session
+        with contextlib.suppress(CallHangup, CallTimeout):
+            EslCall(session, timeout=1.0)._send("exit", "exit")
+        session.connected = False
+        session._run = False
+        with contextlib.suppress(OSError):
+            session.sock.shutdown(socket.SHUT_RDWR)
+        session.sock.close()
