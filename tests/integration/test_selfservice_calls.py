@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from ivr_scripts.catalog import PromptCatalog
 from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
+from ivr_scripts.routing import RoutingTable
 from pbxctl import chanvars as V
 from pbxctl.ami import Message
 from pbxctl.netutil import free_port
@@ -42,6 +44,7 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 PLAYING = re.compile(
     r"Playing '([^']+?)(?:\.(?:wav|sln|ulaw|alaw|gsm))?' \((?:language|escape_digits)")
 ACCOUNT = "3301010001"  # first sample account of HZ's first county
+WEDNESDAY_NOON_SHANGHAI = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # HZ's agents are in
 MENU_AT = 1500  # ms after the INVITE: during the welcome, which the caller may interrupt
 
 
@@ -103,7 +106,9 @@ def stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_db: Store
     catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
     assert catalog.prime()  # as `pbxctl agi serve` does at start
     agi = FastAgiServer(registry=default_registry(),
-                        context=HandlerContext(store=fresh_db, catalog=catalog),
+                        context=HandlerContext(store=fresh_db, catalog=catalog, settings={
+                            "routing": RoutingTable.from_inventory(inv),
+                            "clock": lambda: WEDNESDAY_NOON_SHANGHAI}),
                         config=AgiServerConfig(host=str(inv.province.cti.a),
                                                port=inv.province.cti_port))
     agi.start()
@@ -172,7 +177,9 @@ def relayed_stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_d
     catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
     catalog.prime()
     agi = FastAgiServer(registry=default_registry(),
-                        context=HandlerContext(store=fresh_db, catalog=catalog),
+                        context=HandlerContext(store=fresh_db, catalog=catalog, settings={
+                            "routing": RoutingTable.from_inventory(inv),
+                            "clock": lambda: WEDNESDAY_NOON_SHANGHAI}),
                         config=AgiServerConfig(host="127.0.0.1", port=free_port()))
     agi.start()
     relay = CountingRelay(listen=(str(inv.province.cti.a), inv.province.cti_port),
