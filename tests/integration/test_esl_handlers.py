@@ -19,17 +19,22 @@ from pathlib import Path
 import pytest
 
 from ivr_scripts.call import Call, CallHangup, CallTimeout
+from ivr_scripts.catalog import PromptCatalog
 from ivr_scripts.esl import EslServer
 from ivr_scripts.handlers import default_registry
+from ivr_scripts.phrases import init_system_prompts
 from ivr_scripts.registry import HandlerContext, Registry
 from pbxctl import chanvars as V
 from pbxctl.cli import main
 from pbxctl.netutil import free_port
 from pbxctl.procs import wait_until
+from pbxctl.prompts_db import published_versions, rules
 from pbxctl.sandbox.fake_freeswitch import FakeChannel, FakeEventSocket, call_outbound
 from pbxctl.selfservice_db import seed_sample_data
 from pbxctl.store import Store
+from pbxctl.tts import TtsCache
 from provisioning.inventory import load_inventory
+from provisioning.publish import publish
 from provisioning.sample import seed_input
 
 from ..handler_scenarios import SCENARIOS, Scenario, contiguous
@@ -42,9 +47,15 @@ TIMEOUT = 2.0
 
 
 @pytest.fixture
-def esl(fresh_db: Store) -> Iterator[EslServer]:
-    seed_sample_data(fresh_db, seed_input(load_inventory(SMALL)))
-    server, thread = serve(HandlerContext(store=fresh_db))
+def esl(fresh_db: Store, tts_cache_dir: Path, tmp_path: Path) -> Iterator[EslServer]:
+    inv = load_inventory(SMALL)
+    seed_sample_data(fresh_db, seed_input(inv))
+    init_system_prompts(fresh_db)  # and published, so the catalogue can name the welcome
+    publish(fresh_db, inv, tmp_path, cache=TtsCache(root=tts_cache_dir),
+            sites=[inv.site("hz-gw")])
+    catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
+    assert catalog.prime()
+    server, thread = serve(HandlerContext(store=fresh_db, catalog=catalog))
     yield server
     server.stop()
     thread.join(timeout=10)

@@ -132,11 +132,16 @@ def test_handlers_pass_the_shared_scenarios_over_fastagi(stack: Stack,
     """The same scenarios the FreeSWITCH/ESL tests run (tests/handler_scenarios.py), here
     as real calls: the menu key, then each input ended by # (later inputs after the
     "account-invalid" prompt has played)."""
+    want = scenario.expect(stack.store)
+    if scenario.route == "welcome":  # every call runs it first: check what was played
+        result, _ = stack.call([(MENU_AT, "2"), (2000, "#")], scenario.name)
+        assert result.successful == 1 and result.failed == 0, result
+        assert stack.played()[0] == want.variables[V.WELCOME_PROMPT]
+        return
     steps = [(MENU_AT, MENU_KEY[scenario.route])]
     steps += [(2000 if i == 0 else 4500, key + "#") for i, key in enumerate(scenario.keys)]
     result, event = stack.call(steps, scenario.name)
     assert result.successful == 1 and result.failed == 0, result
-    want = scenario.expect(stack.store)
     assert {EVENT_FIELD[k]: event[EVENT_FIELD[k]] for k in want.variables} == {
         EVENT_FIELD[k]: v for k, v in want.variables.items()}
     played = stack.played()
