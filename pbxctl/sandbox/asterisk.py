@@ -114,10 +114,14 @@ class AsteriskInstance:
         binary: AsteriskBinary | None = None,
         extra_modules: Sequence[str] = (),
         verbose_log: bool = False,
+        netns: str | None = None,
     ) -> None:
         self.name = name
         self.root = root
-        self.address = require_loopback(address)
+        # In a network namespace the lab created, the site's own addresses are fine; in the
+        # host's namespace only loopback ones are.
+        self.netns = netns
+        self.address = address if netns else require_loopback(address)
         self._configs = dict(configs)
         self._requested_ami_port = ami_port
         if "manager.conf" in configs and ami is None:
@@ -160,9 +164,12 @@ class AsteriskInstance:
         else:
             ami_port = self._requested_ami_port or free_port(self.address)
             self.ami = AmiEndpoint(self.address, ami_port, "pbxctl", secrets.token_hex(16))
-        require_free(self.ami.host, self.ami.port, what=f"Asterisk {self.name} AMI")
+        if self.netns is None:
+            require_free(self.ami.host, self.ami.port, what=f"Asterisk {self.name} AMI")
         self._write_configs(binary)
         argv = [binary.path, "-C", str(self.conf_path), "-f", "-n", "-g"]
+        if self.netns is not None:  # `ip netns exec` execs: the PID stays Asterisk's
+            argv = ["ip", "netns", "exec", self.netns, *argv]
         self._proc = spawn(argv, log_path=self.stdout_log)
         self.pid = self._proc.pid
         try:

@@ -80,10 +80,14 @@ class SippProcess:
         pause_ms: int | None = None,
         timeout: float = 60.0,
         extra_args: tuple[str, ...] = (),
+        netns: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.workdir = workdir
-        self.local_ip = require_loopback(local_ip)
+        # In a lab namespace ports cannot be probed from here: SIP on local_port (default
+        # 5060), media from 100 above it, control 50 above it.
+        self.netns = netns
+        self.local_ip = local_ip if netns else require_loopback(local_ip)
         self.remote = remote
         self.service = service
         self.calls = calls
@@ -101,12 +105,16 @@ class SippProcess:
 
     def argv(self) -> list[str]:
         sipp = require_binary("sipp", hint=SIPP_HINT)
-        self.local_port = self.local_port or free_port(self.local_ip, kind="udp")
-        media = free_port(self.local_ip, kind="udp")
+        if self.netns:
+            self.local_port = self.local_port or 5060
+            media, control = self.local_port + 100, self.local_port + 50  # media uses +2 too
+        else:
+            self.local_port = self.local_port or free_port(self.local_ip, kind="udp")
+            media = free_port(self.local_ip, kind="udp")
+            control = free_port(self.local_ip, kind="udp")
         args = [
             sipp, "-sf", str(self.scenario), "-i", self.local_ip, "-p", str(self.local_port),
-            "-mi", self.local_ip, "-mp", str(media),
-            "-cp", str(free_port(self.local_ip, kind="udp")),
+            "-mi", self.local_ip, "-mp", str(media), "-cp", str(control),
             "-m", str(self.calls), "-r", f"{self.rate:g}", "-s", self.service,
             "-nostdin", "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
             "-trace_err", "-error_file", str(self.err_file),
@@ -121,7 +129,7 @@ class SippProcess:
         args += list(self.extra_args)
         if self.remote is not None:
             args.append(f"{self.remote[0]}:{self.remote[1]}")
-        return args
+        return ["ip", "netns", "exec", self.netns, *args] if self.netns else args
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,117 @@
+"""Dual links with real link cuts: the province and a prefecture gateway each in their own
+network namespace, linked to two switches (bridges). Cutting the gateway's switch-A link:
+qualify reports the dead path, a new call reaches the province over switch B, and path A
+is used again once the link is back. (A first slice of the survivability work.)"""
+
+from __future__ import annotations
+
+import os
+import secrets as pysecrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pbxctl.asterisk_show import contacts
+from pbxctl.procs import wait_until
+from pbxctl.sandbox.asterisk import AsteriskInstance
+from pbxctl.sandbox.netns import NetLab, lab_namespaces
+from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.render_asterisk import render_site
+from provisioning.sandbox_site import sandbox_for
+from provisioning.secrets import ensure_secrets
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
+
+SMALL = Path(__file__).parents[1] / "data" / "small"
+
+
+@dataclass
+class Lab:
+    net: NetLab
+    inv: Inventory
+    province: AsteriskInstance
+    gw: AsteriskInstance
+    workdir: Path
+
+
+def _inventory(tmp: Path) -> Path:
+    """The small province on private addresses: inside namespaces the lab owns."""
+    text = (SMALL / "province.yaml").read_text()
+    for lo, priv in (("127.201.", "10.201."), ("127.211.", "10.211."), ("127.212.", "10.212.")):
+        text = text.replace(lo, priv)
+    (tmp / "province.yaml").write_text(text)
+    shutil.copy(SMALL / "secrets.yaml", tmp / "province.secrets.yaml")
+    os.chmod(tmp / "province.secrets.yaml", 0o600)
+    return tmp / "province.yaml"
+
+
+@pytest.fixture
+def lab(short_tmp: Path) -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.fail("network namespaces need root (CI runs as root)")
+    path = _inventory(short_tmp)
+    inv = load_inventory(path)
+    sec = ensure_secrets(inv, short_tmp / "province.secrets.yaml", create=False)
+    hz, prov = inv.prefecture("HZ"), inv.province
+    net = NetLab(tag=pysecrets.token_hex(2))
+    started: list[AsteriskInstance] = []
+    try:
+        for sw in ("a", "b"):
+            net.add_switch(sw, [getattr(prov, f"network_{sw}"), getattr(hz, f"network_{sw}")])
+        # The CTI addresses live on the province node with nothing listening: refused at once.
+        net.add_node("pbx", {sw: [prov.pbx.addr(sw), prov.cti.addr(sw)] for sw in ("a", "b")})
+        net.add_node("gw", {sw: [hz.gateway.addr(sw)] for sw in ("a", "b")})
+        net.add_node("pstn", {sw: [hz.pstn_gateway.addr(sw)] for sw in ("a", "b")})
+        asts = {}
+        for node, name in (("pbx", "zj-pbx"), ("gw", "hz-gw")):
+            site = inv.site(name)
+            ast = sandbox_for(site, render_site(inv, site, sec, prompt_dir=str(
+                short_tmp / name / "sounds")), sec, short_tmp / name, netns=net.ns(node))
+            started.append(ast)
+            ast.start()
+            asts[name] = ast
+        yield Lab(net, inv, asts["zj-pbx"], asts["hz-gw"], short_tmp)
+    finally:
+        for ast in started:
+            ast.stop()
+        net.teardown()
+    assert lab_namespaces(net.tag) == []  # nothing left behind
+
+
+def _status(ast: AsteriskInstance, aor: str) -> str:
+    return contacts(ast.cli("pjsip show contacts")).get(aor, "")
+
+
+def test_switch_a_cut_is_detected_and_new_calls_use_switch_b(lab: Lab) -> None:
+    gw, province, hz = lab.gw, lab.province, lab.inv.prefecture("HZ")
+    wait_until(lambda: _status(gw, "province-a") == "Avail" == _status(gw, "province-b"),
+               timeout=20, what="both paths to the province qualified")
+    lab.net.set_link("gw", "a", up=False)
+    cut = time.monotonic()
+    wait_until(lambda: _status(gw, "province-a") == "Unavail", timeout=15,
+               what="the dead path reported by qualify")
+    detected = time.monotonic() - cut
+    assert _status(gw, "province-b") == "Avail"
+    print(f"switch A loss detected by qualify after {detected:.2f} s")  # informational
+
+    caller = SippProcess(scenario=scenario_path("uac_hold_bye.xml"),
+                         workdir=lab.workdir / "caller", local_ip=str(hz.pstn_gateway.b),
+                         remote=(str(hz.gateway.b), 5060), service=hz.dids[0],
+                         pause_ms=16000, timeout=60, netns=lab.net.ns("pstn"),
+                         keys={"caller": "057188880000", "audio": str(pcap("g711a.pcap"))})
+    caller.start()
+    wait_until(lambda: "PJSIP/gw-hz-b-" in province.cli("core show channels concise"),
+               timeout=30, what="the call at the province, over switch B")
+    assert "PJSIP/gw-hz-a-" not in province.cli("core show channels concise")
+    result = caller.wait()
+    assert (result.successful, result.failed) == (1, 0)
+
+    lab.net.set_link("gw", "a", up=True)
+    wait_until(lambda: _status(gw, "province-a") == "Avail", timeout=20,
+               what="path A back in use after the link returns")
