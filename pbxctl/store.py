@@ -93,56 +93,37 @@ class Store:
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Run one parameterised statement (values never formatted into SQL)."""
-        now = time.monotonic()
-        if now < self._down_until:
-            raise StoreUnavailable(f"database marked down: {self._down_reason}",
-                                   hint="check PostgreSQL")
-        try:
-            with self._conn().connection(timeout=self.config.connect_timeout) as conn:
-                cur = conn.execute(sql, params)
-                rows = list(cur.fetchall()) if cur.description else []
-        except PoolTimeout as exc:
-            self._mark_down("no database connection available in time")
-            raise StoreUnavailable("no database connection available in time",
-                                   hint="check PostgreSQL") from exc
-        except psycopg.OperationalError as exc:
-            reason = f"database error: {exc}".splitlines()[0]
-            self._mark_down(reason)
-            raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
-        self._down_until = 0.0
-        return rows
+        with self._connection(transaction=False) as conn:
+            cur = conn.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """One connection in one transaction (for SELECT … FOR UPDATE and the writes that
         follow); errors map to StoreUnavailable like ``execute``."""
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable(f"database marked down: {self._down_reason}",
-                                   hint="check PostgreSQL")
-        try:
-            with self._conn().connection(timeout=self.config.connect_timeout) as conn, \
-                    conn.transaction():
-                yield conn
-        except PoolTimeout as exc:
-            self._mark_down("no database connection available in time")
-            raise StoreUnavailable("no database connection available in time",
-                                   hint="check PostgreSQL") from exc
-        except psycopg.OperationalError as exc:
-            reason = f"database error: {exc}".splitlines()[0]
-            self._mark_down(reason)
-            raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
-        self._down_until = 0.0
+        with self._connection(transaction=True) as conn:
+            yield conn
 
     def execute_batch(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         """Run parameterised statements in one transaction: all of them or none."""
+        with self._connection(transaction=True) as conn:
+            for sql, params in statements:
+                conn.execute(sql, params)
+
+    @contextmanager
+    def _connection(self, *, transaction: bool) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection with the one error mapping: the circuit breaker first, then
+        pool timeouts and connection errors become StoreUnavailable (and open the breaker)."""
         if time.monotonic() < self._down_until:
             raise StoreUnavailable(f"database marked down: {self._down_reason}",
                                    hint="check PostgreSQL")
         try:
-            with self._conn().connection(timeout=self.config.connect_timeout) as conn, \
-                    conn.transaction():
-                for sql, params in statements:
-                    conn.execute(sql, params)
+            with self._conn().connection(timeout=self.config.connect_timeout) as conn:
+                if transaction:
+                    with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
         except PoolTimeout as exc:
             self._mark_down("no database connection available in time")
             raise StoreUnavailable("no database connection available in time",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,8 @@ import pytest
 from provisioning.inventory import load_inventory
 from provisioning.render_asterisk import render_all
 from provisioning.secrets import ensure_secrets, secrets_path
+
+from ..golden_files import assert_golden
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "asterisk"
 ROLES = ("zj-pbx", "hz-gw", "hz-lss")  # province, gateway, survivable server
@@ -25,14 +26,7 @@ def _render(inventory: Path) -> dict[str, dict[str, str]]:
 @pytest.mark.parametrize("site", ROLES)
 def test_golden_files(small_inventory_path: Path, site: str) -> None:
     files = _render(small_inventory_path)[site]
-    folder = GOLDEN / site
-    if os.environ.get("PBXCTL_UPDATE_GOLDEN"):
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (folder / name).write_text(text, encoding="utf-8")
-    assert sorted(files) == sorted(p.name for p in folder.iterdir())
-    for name, text in files.items():
-        assert text == (folder / name).read_text(encoding="utf-8"), f"{site}/{name} differs"
+    assert_golden(GOLDEN / site, files)
 
 
 def test_render_is_deterministic(small_inventory_path: Path) -> None:

@@ -8,7 +8,6 @@ checked by parsing them back, not by loading them into a real FreeSWITCH."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.render_freeswitch import render_all
 from provisioning.secrets import Secrets, ensure_secrets, secrets_path
+
+from ..golden_files import assert_golden
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "freeswitch"
 ROLES = ("zj-pbx", "hz-gw", "hz-lss")
@@ -34,14 +35,7 @@ def _load(path: Path, secrets: Path | None = None) -> tuple[Inventory, Secrets]:
 def test_golden_files(small_inventory_path: Path, site: str) -> None:
     inv, secrets = _load(small_inventory_path)
     files = {n: f.text for n, f in render_all(inv, secrets)[site].items()}
-    folder = GOLDEN / site
-    if os.environ.get("PBXCTL_UPDATE_GOLDEN"):
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (folder / name).write_text(text, encoding="utf-8")
-    assert sorted(files) == sorted(p.name for p in folder.iterdir())
-    for name, text in files.items():
-        assert text == (folder / name).read_text(encoding="utf-8"), f"{site}/{name} differs"
+    assert_golden(GOLDEN / site, files)
 
 
 def test_every_file_of_the_example_province_parses_and_every_did_is_routed(
