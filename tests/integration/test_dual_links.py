@@ -1,7 +1,9 @@
-"""Dual links with real link cuts: the province and a prefecture gateway each in their own
-network namespace, linked to two switches (bridges). Cutting the gateway's switch-A link:
-qualify reports the dead path, a new call reaches the province over switch B, and path A
-is used again once the link is back. (A first slice of the survivability work.)"""
+"""Dual links with real link cuts: the province, a prefecture gateway and its local
+survivable server (LSS) each in their own network namespace, linked to two switches
+(bridges). Cutting the gateway's switch-A link: qualify reports the dead path, a new call
+reaches the province over switch B, and path A is used again once the link is back.
+Cutting the province off both switches (a WAN cut): new calls go to the LSS.
+(A first slice of the survivability work.)"""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class Lab:
     inv: Inventory
     province: AsteriskInstance
     gw: AsteriskInstance
+    lss: AsteriskInstance
     workdir: Path
 
 
@@ -68,15 +71,16 @@ def lab(short_tmp: Path) -> Iterator[Lab]:
         net.add_node("pbx", {sw: [prov.pbx.addr(sw), prov.cti.addr(sw)] for sw in ("a", "b")})
         net.add_node("gw", {sw: [hz.gateway.addr(sw)] for sw in ("a", "b")})
         net.add_node("pstn", {sw: [hz.pstn_gateway.addr(sw)] for sw in ("a", "b")})
+        net.add_node("lss", {sw: [hz.lss.addr(sw)] for sw in ("a", "b")})
         asts = {}
-        for node, name in (("pbx", "zj-pbx"), ("gw", "hz-gw")):
+        for node, name in (("pbx", "zj-pbx"), ("gw", "hz-gw"), ("lss", "hz-lss")):
             site = inv.site(name)
             ast = sandbox_for(site, render_site(inv, site, sec, prompt_dir=str(
                 short_tmp / name / "sounds")), sec, short_tmp / name, netns=net.ns(node))
             started.append(ast)
             ast.start()
             asts[name] = ast
-        yield Lab(net, inv, asts["zj-pbx"], asts["hz-gw"], short_tmp)
+        yield Lab(net, inv, asts["zj-pbx"], asts["hz-gw"], asts["hz-lss"], short_tmp)
     finally:
         for ast in started:
             ast.stop()
@@ -88,8 +92,19 @@ def _status(ast: AsteriskInstance, aor: str) -> str:
     return contacts(ast.cli("pjsip show contacts")).get(aor, "")
 
 
+def _caller(lab: Lab, path: str) -> SippProcess:
+    """A PSTN caller into HZ's gateway over switch ``path``, staying 16 s."""
+    hz = lab.inv.prefecture("HZ")
+    return SippProcess(scenario=scenario_path("uac_hold_bye.xml"),
+                       workdir=lab.workdir / f"caller-{path}",
+                       local_ip=str(hz.pstn_gateway.addr(path)),
+                       remote=(str(hz.gateway.addr(path)), 5060), service=hz.dids[0],
+                       pause_ms=16000, timeout=60, netns=lab.net.ns("pstn"),
+                       keys={"caller": "057188880000", "audio": str(pcap("g711a.pcap"))})
+
+
 def test_switch_a_cut_is_detected_and_new_calls_use_switch_b(lab: Lab) -> None:
-    gw, province, hz = lab.gw, lab.province, lab.inv.prefecture("HZ")
+    gw, province = lab.gw, lab.province
     wait_until(lambda: _status(gw, "province-a") == "Avail" == _status(gw, "province-b"),
                timeout=20, what="both paths to the province qualified")
     lab.net.set_link("gw", "a", up=False)
@@ -100,11 +115,7 @@ def test_switch_a_cut_is_detected_and_new_calls_use_switch_b(lab: Lab) -> None:
     assert _status(gw, "province-b") == "Avail"
     print(f"switch A loss detected by qualify after {detected:.2f} s")  # informational
 
-    caller = SippProcess(scenario=scenario_path("uac_hold_bye.xml"),
-                         workdir=lab.workdir / "caller", local_ip=str(hz.pstn_gateway.b),
-                         remote=(str(hz.gateway.b), 5060), service=hz.dids[0],
-                         pause_ms=16000, timeout=60, netns=lab.net.ns("pstn"),
-                         keys={"caller": "057188880000", "audio": str(pcap("g711a.pcap"))})
+    caller = _caller(lab, "b")
     caller.start()
     wait_until(lambda: "PJSIP/gw-hz-b-" in province.cli("core show channels concise"),
                timeout=30, what="the call at the province, over switch B")
@@ -115,3 +126,20 @@ def test_switch_a_cut_is_detected_and_new_calls_use_switch_b(lab: Lab) -> None:
     lab.net.set_link("gw", "a", up=True)
     wait_until(lambda: _status(gw, "province-a") == "Avail", timeout=20,
                what="path A back in use after the link returns")
+
+
+def test_a_wan_cut_sends_new_calls_to_the_local_survivable_server(lab: Lab) -> None:
+    gw = lab.gw
+    wait_until(lambda: _status(gw, "lss-a") == "Avail" == _status(gw, "province-a"),
+               timeout=20, what="the gateway qualifying the province and its LSS")
+    for sw in ("a", "b"):  # the province is gone from both switches
+        lab.net.set_link("pbx", sw, up=False)
+    wait_until(lambda: _status(gw, "province-a") == "Unavail" == _status(gw, "province-b"),
+               timeout=15, what="both paths to the province reported dead")
+    caller = _caller(lab, "a")
+    caller.start()
+    wait_until(lambda: "PJSIP/gw-a-" in lab.lss.cli("core show channels concise"),
+               timeout=30, what="the call queued at the LSS")
+    assert "lss-HZ" in lab.lss.cli("queue show lss-HZ")
+    result = caller.wait()
+    assert (result.successful, result.failed) == (1, 0)
