@@ -60,3 +60,6 @@ AFTER_HOURS = "PBXCTL_AFTER_HOURS"  # selfservice | message
 # about, and what became of the seat's key.
 ORDER = "PBXCTL_ORDER"
 ORDER_RESULT = "PBXCTL_ORDER_RESULT"  # created | accepted | returned | refused
+
+# Set (global, over AMI) by the survivability watcher: 1 = the province is out, go to the LSS.
+SURVIVABLE = "PBXCTL_SURVIVABLE"

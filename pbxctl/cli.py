@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, cli_calls, cli_orders, cli_status
+from . import __version__, cli_calls, cli_orders, cli_status, cli_survive
 from .asterisk_modules import SUPPORTED
 from .errors import MissingDependencyError, PbxctlError, UsageError
 
@@ -628,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_calls.register(nouns, dsn_arg)
     cli_status.register(nouns)
     cli_orders.register(nouns, dsn_arg)
+    cli_survive.register(nouns)
 
     doc = nouns.add_parser("doctor", help="Asterisk versions, modules and tools on this host")
     doc.add_argument("--json", action="store_true")

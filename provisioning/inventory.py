@@ -290,6 +290,8 @@ def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
         overflow_wait=c.number(d, "overflow_wait", f"{path}.overflow_wait", lo=5, hi=3600,
                                default=dflt.overflow_wait, kind=int),
         timezone=_timezone(c, d, f"{path}.timezone", dflt.timezone),
+        failback_hold_down=c.number(d, "failback_hold_down", f"{path}.failback_hold_down",
+                                    lo=1, hi=3600, default=dflt.failback_hold_down, kind=int),
     )
 
 

@@ -52,6 +52,8 @@ class Options:
     agent_ring_timeout: int = 15
     overflow_wait: int = 60  # seconds in the prefecture queue before the supervisors take over
     timezone: str = "Asia/Shanghai"  # business hours are local time
+    # Survivable mode: back to the province only after it stayed reachable this long.
+    failback_hold_down: int = 30
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,12 @@ Cutting the province off both switches (a WAN cut): new calls go to the LSS.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets as pysecrets
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,3 +146,59 @@ def test_a_wan_cut_sends_new_calls_to_the_local_survivable_server(lab: Lab) -> N
     assert "lss-HZ" in lab.lss.cli("queue show lss-HZ")
     result = caller.wait()
     assert (result.successful, result.failed) == (1, 0)
+
+
+def _is(ast: AsteriskInstance, aor: str, want: str) -> bool:
+    return _status(ast, aor) == want
+
+
+def _mode(gw: AsteriskInstance) -> str:
+    for line in gw.cli("dialplan show globals").splitlines():
+        if "PBXCTL_SURVIVABLE=" in line:
+            return line.split("=", 1)[1].strip()
+    return ""
+
+
+def test_survivable_mode_holds_through_flapping_and_fails_back_after_the_hold_down(
+        lab: Lab) -> None:
+    gw, hz, hold = lab.gw, lab.inv.prefecture("HZ"), 4
+    assert gw.ami is not None
+    log = lab.workdir / "survive.log"
+    with log.open("wb") as out:
+        watcher = subprocess.Popen(
+            ["ip", "netns", "exec", lab.net.ns("gw"), sys.executable, "-m", "pbxctl",
+             "survive", "--ami-host", str(hz.gateway.a), "--hold-down", str(hold)],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PBXCTL_AMI_SECRET": gw.ami.secret})
+    try:
+        wait_until(lambda: _status(gw, "province-a") == "Avail" == _status(gw, "province-b"),
+                   timeout=20, what="both province paths up")
+        for sw in ("a", "b"):
+            lab.net.set_link("pbx", sw, up=False)
+        wait_until(lambda: _mode(gw) == "1", timeout=15,
+                   what="the watcher switching the gateway to survivable mode")
+        caller = _caller(lab, "a")
+        caller.start()
+        wait_until(lambda: "PJSIP/gw-a-" in lab.lss.cli("core show channels concise"),
+                   timeout=30, what="the call at the LSS")
+        assert caller.wait().successful == 1
+        # The WAN flaps: back, lost again within the hold-down, back for good.
+        for up in (True, False, True):
+            for sw in ("a", "b"):
+                lab.net.set_link("pbx", sw, up=up)
+            want = "Avail" if up else "Unavail"
+            wait_until(functools.partial(_is, gw, "province-a", want), timeout=15,
+                       what=f"qualify seeing the province {want}")
+            assert _mode(gw) == "1"  # reachable again, but not yet for the hold-down
+        wait_until(lambda: _mode(gw) == "0", timeout=hold + 10,
+                   what="failback after the hold-down")
+        switches = [line for line in log.read_text().splitlines() if line.startswith("mode ")]
+        assert [s.split(":")[0] for s in switches] == ["mode survivable", "mode central"]
+        caller = _caller(lab, "b")
+        caller.start()
+        wait_until(lambda: "PJSIP/gw-hz-" in lab.province.cli("core show channels concise"),
+                   timeout=30, what="calls at the province again")
+        assert caller.wait().successful == 1
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
