@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.recording_load [--levels 25,50,100,200,300] [--hold 6]
 
-One sandboxed Asterisk 16 on 127.0.0.1. A SIPp caller (127.0.0.2) places N calls at once
-(ramped over 3 s, -l N); each is bridged by Dial to a SIPp "agent" (127.0.0.3) that answers;
+One sandboxed Asterisk (the default engine; PBXCTL_ASTERISK picks) on 127.0.0.1. A SIPp
+caller (127.0.0.2) places N calls at once (ramped over 3 s, -l N); each is bridged by Dial to a SIPp "agent" (127.0.0.3) that answers;
 both sides send real G.711 RTP (SIPp's g711a.pcap) for --hold seconds. The two modes differ
 only in MixMonitor on the caller's channel (the province records the same way, from answer).
 A level passes when every call completes and, with recording on, every file holds at least
