@@ -2,10 +2,10 @@
 
     .venv/bin/python -m bench.agi_throughput [--seconds 8] [--rates 5,10,25,50,...,400]
 
-One sandboxed Asterisk (default engine) on 127.0.0.1; SIPp on the same 2-core box places calls (no caller
-audio) that end when the PBX hangs up. The three dialplans differ only in how the welcome
-prompt is chosen, and the choice happens *before* Answer, so SIPp's INVITE→200 time is the
-call-setup delay including it:
+One sandboxed Asterisk (default engine) on 127.0.0.1; SIPp on the same 2-core box places
+calls (no caller audio) that end when the PBX hangs up. The three dialplans differ only in
+how the welcome prompt is chosen, and the choice happens *before* Answer, so SIPp's
+INVITE→200 time is the call-setup delay including it:
   plain  Set(prompt) — no AGI at all (the baseline)
   agi    AGI(agi://…/welcome) on our FastAGI server (`pbxctl agi serve`, its own process)
   fork   AGI(bench/fork_agi.py): the same handler as a fork-per-call script

@@ -3,15 +3,15 @@
     .venv/bin/python -m bench.recording_load [--levels 25,50,100,200,300] [--hold 6]
 
 One sandboxed Asterisk (the default engine; PBXCTL_ASTERISK picks) on 127.0.0.1. A SIPp
-caller (127.0.0.2) places N calls at once (ramped over 3 s, -l N); each is bridged by Dial to a SIPp "agent" (127.0.0.3) that answers;
-both sides send real G.711 RTP (SIPp's g711a.pcap) for --hold seconds. The two modes differ
-only in MixMonitor on the caller's channel (the province records the same way, from answer).
-A level passes when every call completes and, with recording on, every file holds at least
---hold - 1 s of audio. Per level it prints the Asterisk process's CPU seconds per call and,
-from an AMI subscriber running throughout, the lag of events (receive time minus the
-Timestamp Asterisk stamped on them: timestampevents=yes). Summary: the highest passing
-level per mode, their ratio (on/off), and the CPU ratio at the highest level both passed.
-"""
+caller (127.0.0.2) places N calls at once (ramped over 3 s, -l N); each is bridged by Dial
+to a SIPp "agent" (127.0.0.3) that answers; both sides send real G.711 RTP (SIPp's
+g711a.pcap) for --hold seconds. The two modes differ only in MixMonitor on the caller's
+channel (the province records the same way, from answer). A level passes when every call
+completes and, with recording on, every file holds at least --hold - 1 s of audio. Per level
+it prints the Asterisk process's CPU seconds per call and, from an AMI subscriber running
+throughout, the lag of events (receive time minus the Timestamp Asterisk stamped on them:
+timestampevents=yes). Summary: the highest passing level per mode, their ratio (on/off), and
+the CPU ratio at the highest level both passed. """
 
 from __future__ import annotations
 
