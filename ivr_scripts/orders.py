@@ -24,6 +24,7 @@ log = logging.getLogger("pbxctl.agi")
 
 
 def _needs(ctx: HandlerContext) -> Inventory:
+    """The inventory and the store these handlers cannot work without."""
     inv: Inventory | None = ctx.settings.get("inventory")
     if inv is None or ctx.store is None:
         raise DialplanBreak("orders-not-configured")
@@ -68,8 +69,7 @@ def order_create(call: Call, ctx: HandlerContext) -> None:
 
 def order_answer(call: Call, ctx: HandlerContext) -> None:
     """Params: order, seat, key (1 accept, 2 return)."""
-    inv = _needs(ctx)
-    del inv
+    _needs(ctx)
     say = Speaker(call)
     order_id, seat, key, seen = (call.params.get(k, "")
                                  for k in ("order", "seat", "key", "version"))

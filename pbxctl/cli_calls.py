@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from .ages import parse_age
 from .errors import CommandFailed, InputError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -62,9 +63,9 @@ def cmd_calls_collect(args: argparse.Namespace, env: Env) -> int:
 def _since(text: str | None) -> datetime | None:
     if not text:
         return None
-    units = {"m": 60, "h": 3600, "d": 86400}
-    if text[-1:] in units and text[:-1].isdigit():
-        return datetime.now(tz=UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    age = parse_age(text)
+    if age is not None:
+        return datetime.now(tz=UTC) - age
     try:
         return datetime.fromisoformat(text)
     except ValueError:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from .ages import parse_age
 from .errors import InputError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -33,9 +34,9 @@ def _store(args: argparse.Namespace, env: Env) -> Any:
 def _age(text: str | None) -> timedelta | None:
     if not text:
         return None
-    units = {"m": 60, "h": 3600, "d": 86400}
-    if text[-1:] in units and text[:-1].isdigit():
-        return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    age = parse_age(text)
+    if age is not None:
+        return age
     raise InputError(f"--older-than {text!r}: give an age such as 30m, 4h, 2d")
 
 

@@ -20,7 +20,7 @@ from pbxctl.errors import InputError
 from pbxctl.prompts_db import WELCOME_DEFAULT
 
 from .model import PATHS, Inventory, Seat, Site
-from .render_asterisk import DEFAULT_PROMPT_DIR, SIP_PORT, site_seats
+from .render_asterisk import DEFAULT_PROMPT_DIR, SIP_PORT, RenderedFile, site_seats
 from .secrets import Secrets
 from .templates import dialplans_dir
 
@@ -64,10 +64,8 @@ def _render(template: str, **ctx: Any) -> str:
     return _env(str(dialplans_dir())).get_template(f"freeswitch/{template}").render(**ctx)
 
 
-@dataclass(frozen=True)
-class RenderedXml:
-    name: str
-    text: str
+class RenderedXml(RenderedFile):
+    """A rendered file of a FreeSWITCH site: its reload command is FreeSWITCH's."""
 
     @property
     def reload(self) -> str | None:
