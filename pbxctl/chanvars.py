@@ -48,6 +48,7 @@ MODE = "PBXCTL_MODE"
 # SIP headers the gateway adds when it hands a call to the province or the LSS.
 HEADER_DID = "X-Pbxctl-Did"
 HEADER_ORIGIN = "X-Pbxctl-Origin"
+HEADER_SENT = "X-Pbxctl-Sent"  # the gateway's ${EPOCH} when it sent the INVITE
 
 # route: where a caller who wants a person goes (ivr_scripts.routing).
 ROUTE_PREFECTURE = "PBXCTL_ROUTE_PREFECTURE"
@@ -63,3 +64,6 @@ ORDER_RESULT = "PBXCTL_ORDER_RESULT"  # created | accepted | returned | refused
 
 # Set (global, over AMI) by the survivability watcher: 1 = the province is out, go to the LSS.
 SURVIVABLE = "PBXCTL_SURVIVABLE"
+# Set (global, over AMI) by the watcher's CTI health probe: 1 = the FastAGI server accepts
+# connections but does not answer (hung) or is gone; calls skip it until it answers again.
+CTI_DOWN = "PBXCTL_CTI_DOWN"

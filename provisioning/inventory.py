@@ -292,6 +292,10 @@ def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
         timezone=_timezone(c, d, f"{path}.timezone", dflt.timezone),
         failback_hold_down=c.number(d, "failback_hold_down", f"{path}.failback_hold_down",
                                     lo=1, hi=3600, default=dflt.failback_hold_down, kind=int),
+        rtp_timeout=c.number(d, "rtp_timeout", f"{path}.rtp_timeout", lo=2, hi=3600,
+                             default=dflt.rtp_timeout, kind=int),
+        invite_max_age=c.number(d, "invite_max_age", f"{path}.invite_max_age", lo=0, hi=300,
+                                default=dflt.invite_max_age, kind=int),
     )
 
 

@@ -54,6 +54,12 @@ class Options:
     timezone: str = "Asia/Shanghai"  # business hours are local time
     # Survivable mode: back to the province only after it stayed reachable this long.
     failback_hold_down: int = 30
+    # A call whose audio stopped (its path died under it) is torn down after this many
+    # seconds without RTP on an inter-site trunk, instead of dead air until the caller quits.
+    rtp_timeout: int = 20
+    # Ghost-call guard: an INVITE older than this (seconds, by the gateway's stamp; needs
+    # NTP-synced clocks) is refused by the province/LSS. 0 turns the guard off.
+    invite_max_age: int = 5
 
 
 @dataclass(frozen=True)
