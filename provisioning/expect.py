@@ -18,6 +18,7 @@ class SiteExpectation:
 _S = frozenset(["s"])
 _CALL_RECORD = {"pbxctl-call-start": _S, "pbxctl-call-end": _S}
 _CONTACT = {"pbxctl-contact": _S, "pbxctl-answered": _S}
+_FRESH = {"pbxctl-fresh": _S}  # the ghost-call guard of a site that takes trunk INVITEs
 SPY_CODES = ("*1", "*2", "*3")  # listen, whisper, barge
 
 
@@ -34,7 +35,7 @@ def expected(inv: Inventory, site: Site) -> SiteExpectation:
             "pbxctl-spy": _S,
             "pbxctl-agent-codes": frozenset(["*9"]),
             "pbxctl-order-notify": _S,
-            **_CALL_RECORD, **_CONTACT,
+            **_CALL_RECORD, **_CONTACT, **_FRESH,
         }
         queues = {p.queue: frozenset(f"PJSIP/{a.id}" for a in p.agents) for p in inv.prefectures}
         queues[inv.province.supervisor_queue] = frozenset(
@@ -59,7 +60,7 @@ def expected(inv: Inventory, site: Site) -> SiteExpectation:
     eps = {f"gw-{x}" for x in PATHS} | {a.id for a in pref.agents}
     dialplan = {"from-gateway": frozenset([pref.lss_queue]),
                 "seats": frozenset(a.extension for a in pref.agents),
-                **_CALL_RECORD, **_CONTACT}
+                **_CALL_RECORD, **_CONTACT, **_FRESH}
     queues = {pref.lss_queue: frozenset(f"PJSIP/{a.id}" for a in pref.agents)}
     return SiteExpectation(frozenset(eps), dialplan, queues)
 
