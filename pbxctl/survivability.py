@@ -16,12 +16,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import chanvars as V
 from .ami import AmiClient, Message
 from .asterisk_show import contacts
-from .errors import CommandFailed, WaitTimeout
+from .errors import CommandFailed, PbxctlError, WaitTimeout
+from .failback import Gate
 
 log = logging.getLogger("pbxctl.survivability")
 
@@ -43,6 +45,8 @@ class ModeMachine:
     mode: str = "central"
     stable_since: float | None = None  # province reachable without a loss since then
     switches: list[Switch] = field(default_factory=list)
+    gate: Gate | None = None  # optional failback rules (failback.py): None = go ahead
+    held: str | None = None  # why a due failback waits, while it does
 
     def observe(self, aor: str, up: bool, now: float) -> Switch | None:
         if aor not in self.reachable:
@@ -60,7 +64,11 @@ class ModeMachine:
     def tick(self, now: float) -> Switch | None:
         if (self.mode == "survivable" and self.stable_since is not None
                 and now - self.stable_since >= self.hold_down):
+            self.held = self.gate() if self.gate else None
+            if self.held:
+                return None
             return self._switch("central", f"province reachable for {self.hold_down:g} s", now)
+        self.held = None
         return None
 
     def _switch(self, to: str, reason: str, now: float) -> Switch:
@@ -68,6 +76,62 @@ class ModeMachine:
         sw = Switch(to, reason, now)
         self.switches.append(sw)
         return sw
+
+
+@dataclass
+class HealthTracker:
+    """Down after ``failures`` probes in a row fail, up again after ``successes`` in a row
+    succeed: one slow answer does not bypass the CTI, one good one does not trust it."""
+
+    failures: int = 2
+    successes: int = 2
+    down: bool = False
+    _run: int = 0  # consecutive probes contradicting the current state
+
+    def observe(self, ok: bool) -> bool | None:
+        """Feed one probe result; returns the new state (True = down) when it changes."""
+        if ok != self.down:  # agrees with the current state
+            self._run = 0
+            return None
+        self._run += 1
+        if self._run >= (self.successes if self.down else self.failures):
+            self.down, self._run = not self.down, 0
+            return self.down
+        return None
+
+
+Probe = Callable[..., object]  # check(host, port, timeout=…); raises when unhealthy
+
+
+def probe_cti(client: AmiClient, targets: list[tuple[str, int]], *, check: Probe,
+              stop: threading.Event, interval: float = 1.0, timeout: float = 1.0,
+              tracker: HealthTracker | None = None,
+              on_change: Callable[[bool, str], None] | None = None) -> None:
+    """Speak AGI to the CTI (``check``: its ping route) on every path at once, every
+    ``interval``; when no path answers within ``timeout`` for long enough, set the gateway's
+    global CTI_DOWN=1 so new calls skip the AGI. A hung server still accepts connections:
+    no connect timeout and no SIP check would ever see it."""
+    tracker = tracker or HealthTracker()
+    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+        while not stop.is_set():
+            started = time.monotonic()
+            futures = [pool.submit(check, host, port, timeout=timeout) for host, port in targets]
+            errors = []
+            for fut in futures:
+                try:
+                    fut.result(timeout=timeout + 5)
+                except (PbxctlError, OSError) as exc:  # TimeoutError is an OSError
+                    errors.append(str(exc).splitlines()[0])
+            changed = tracker.observe(len(errors) < len(targets))
+            if changed is not None:
+                reason = "; ".join(errors) if changed else "the CTI answers again"
+                client.setvar(V.CTI_DOWN, "1" if changed else "0")
+                client.action("UserEvent", UserEvent="PbxctlCti", Down="1" if changed else "0",
+                              Reason=reason[:200])
+                log.warning("CTI %s: %s", "bypassed" if changed else "back in use", reason)
+                if on_change:
+                    on_change(changed, reason)
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
 def _contact_up(msg: Message) -> tuple[str, bool] | None:
@@ -93,7 +157,12 @@ def watch(client: AmiClient, machine: ModeMachine, *, stop: threading.Event,
     with client.subscribe() as events:
         now = time.monotonic()
         state = contacts("\n".join(client.command("pjsip show contacts")))
+        log.info("watching %s; failback hold-down %g s", ", ".join(PROVINCE_AORS),
+                 machine.hold_down)
         for aor in PROVINCE_AORS:
+            # Right after a boot qualify has not answered yet ("Unknown"): not a loss.
+            if state.get(aor) not in ("Avail", "Unavail"):
+                continue
             sw = machine.observe(aor, state.get(aor) == "Avail", now)
             if sw:
                 apply(client, sw)
@@ -110,7 +179,10 @@ def watch(client: AmiClient, machine: ModeMachine, *, stop: threading.Event,
                 msg = None
             now = time.monotonic()
             got = _contact_up(msg) if msg else None
+            held = machine.held
             sw = machine.observe(got[0], got[1], now) if got else machine.tick(now)
+            if machine.held and machine.held != held:
+                log.warning("failback due but held: %s", machine.held)
             if sw:
                 apply(client, sw)
                 if on_switch:

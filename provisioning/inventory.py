@@ -296,7 +296,34 @@ def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
                              default=dflt.rtp_timeout, kind=int),
         invite_max_age=c.number(d, "invite_max_age", f"{path}.invite_max_age", lo=0, hi=300,
                                 default=dflt.invite_max_age, kind=int),
+        failback_rule=_failback_rule(c, d, f"{path}.failback_rule", dflt.failback_rule),
+        failback_window=_failback_window(c, d, f"{path}.failback_window"),
     )
+
+
+def _failback_rule(c: _Checker, d: LocDict, path: str, default: str) -> str:
+    from pbxctl.failback import RULES
+
+    value = c.text(d, "failback_rule", path, required=False, default=default)
+    if value not in RULES:
+        c.err(d.loc_of("failback_rule"), path, f"{value!r} is not one of {', '.join(RULES)}")
+        return default
+    return value
+
+
+def _failback_window(c: _Checker, d: LocDict, path: str) -> str:
+    from pbxctl.errors import InputError
+    from pbxctl.failback import Window
+
+    value = c.text(d, "failback_window", path, required=False, default="")
+    if not value:
+        return ""
+    try:
+        return str(Window.parse(value, where=path))
+    except InputError:
+        c.err(d.loc_of("failback_window"), path, f"{value!r} is not HH:MM-HH:MM "
+              "(e.g. 02:00-05:00)")
+        return ""
 
 
 def _timezone(c: _Checker, d: LocDict, path: str, default: str) -> str:

@@ -60,6 +60,10 @@ class Options:
     # Ghost-call guard: an INVITE older than this (seconds, by the gateway's stamp; needs
     # NTP-synced clocks) is refused by the province/LSS. 0 turns the guard off.
     invite_max_age: int = 5
+    # Optional failback rules on top of the hold-down (pbxctl/failback.py): "lss-idle" waits
+    # until the LSS carries no call; a window ("02:00-05:00", local time) waits for it.
+    failback_rule: str = "hold-down"
+    failback_window: str = ""
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,22 @@ def test_cli_render_then_diff_is_clean(small_inventory_path: Path, tmp_path: Pat
                  "--exit-code"], environ={}, stdout=stdout, stderr=io.StringIO()) == 1
     assert "-member => PJSIP/hz-a002,0,李强,PJSIP/hz-a002" in stdout.getvalue()
     assert "+member => PJSIP/hz-a002,0,李强强,PJSIP/hz-a002" in stdout.getvalue()
+
+
+def test_bad_failback_rule_and_window_are_named_with_their_line(
+        small_inventory_path: Path) -> None:
+    p = _variant(small_inventory_path, "trunk_dial_timeout: 3}",
+                 "trunk_dial_timeout: 3, failback_rule: idle, failback_window: \"2-5\"}")
+    problems = _problems(p)
+    line = _line_of(p, "failback_rule")
+    assert any(f":{line}" in x and "options.failback_rule: 'idle' is not one of" in x
+               for x in problems), problems
+    assert any("options.failback_window: '2-5' is not HH:MM-HH:MM" in x for x in problems)
+
+
+def test_failback_rules_load(small_inventory_path: Path) -> None:
+    p = _variant(small_inventory_path, "trunk_dial_timeout: 3}",
+                 "trunk_dial_timeout: 3, failback_rule: lss-idle, "
+                 "failback_window: \"02:00-05:00\"}")
+    opts = load_inventory(p).province.options
+    assert (opts.failback_rule, opts.failback_window) == ("lss-idle", "02:00-05:00")

@@ -40,3 +40,31 @@ def test_flapping_links_cause_a_bounded_number_of_switches() -> None:
     assert [s.to for s in m.switches] == ["survivable"]  # no flip per flap
     assert m.tick(t + 10.0) is not None  # quiet for the hold-down: back to the province
     assert [s.to for s in m.switches] == ["survivable", "central"]
+
+
+def test_the_cti_is_bypassed_after_failures_in_a_row_and_trusted_after_successes() -> None:
+    from pbxctl.survivability import HealthTracker
+
+    t = HealthTracker(failures=2, successes=2)
+    assert t.observe(False) is None  # one slow ping is not a hung server
+    assert t.observe(True) is None
+    assert t.observe(False) is None
+    assert t.observe(False) is True  # two in a row: bypass
+    assert t.observe(True) is None
+    assert t.observe(False) is None  # a relapse restarts the count
+    assert t.observe(True) is None
+    assert t.observe(True) is False  # two good in a row: use it again
+
+
+def test_a_failback_rule_holds_a_due_failback_and_says_why() -> None:
+    busy = [1]
+    m = ModeMachine(hold_down=10, gate=lambda: "the LSS still carries 1 call(s)"
+                    if busy[0] else None)
+    m.observe("province-a", False, 0.0)
+    m.observe("province-b", False, 0.0)
+    m.observe("province-a", True, 1.0)
+    assert m.tick(5.0) is None and m.held is None  # hold-down not over: nothing to hold
+    assert m.tick(11.0) is None and m.held == "the LSS still carries 1 call(s)"
+    busy[0] = 0
+    sw = m.tick(12.0)
+    assert sw is not None and sw.to == "central" and m.held is None
