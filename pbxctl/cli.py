@@ -46,7 +46,12 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
     root = lab_dir(dict(env.environ))
     progress = (lambda _m: None) if args.json else (lambda m: env.err.print(f"  [green]✓[/] {m}"))
     state = lab_up(root, progress=progress, asterisk_bin=env.environ.get("PBXCTL_ASTERISK_BIN"),
-                   major=_major(args, env))
+                   major=_major(args, env),
+                   inventory=Path(args.inventory) if args.inventory else None,
+                   prefectures=args.prefectures.split(",") if args.prefectures else None,
+                   hold_down=args.hold_down, always_open=args.always_open)
+    if state.netns:
+        return _print_netlab(state.netns, env, as_json=args.json)
     if args.json:
         env.stdout.write(json.dumps({"root": state.root, "pg": state.pg,
                                      "asterisk": state.asterisk, "agi": state.agi,
@@ -70,6 +75,29 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
             f"prompt={call['prompt']} playback={call['playback']}; "
             f"AGI rows in PostgreSQL={call['agi_rows_in_db']}"
         )
+    env.out.print("stop everything with: pbxctl lab down")
+    return 0
+
+
+def _print_netlab(data: dict[str, object], env: Env, *, as_json: bool) -> int:
+    from .netlab import NetState
+
+    net = NetState(**data)  # type: ignore[arg-type]
+    if as_json:
+        env.stdout.write(json.dumps(data, indent=2) + "\n")
+        return 0
+    table = Table(title=f"pbxctl lab up --inventory — namespaces pbx{net.tag}-*")
+    for col in ("node", "switch A", "switch B", "runs"):
+        table.add_column(col)
+    runs: dict[str, list[str]] = {}
+    for site, info in net.sites.items():
+        runs.setdefault(info["node"], []).append(f"Asterisk {site} (pid {info['pid']})")
+    for node, addr in net.nodes.items():
+        table.add_row(node, addr["a"], addr["b"], ", ".join(runs.get(node, ["SIPp (drills)"])))
+    env.out.print(table)
+    env.out.print(f"every node: `pbxctl uplink` (active-backup); every gateway: `pbxctl "
+                  f"survive` (hold-down {net.hold_down:g} s)")
+    env.out.print("try: pbxctl drill wan-cut --prefecture " + net.prefectures[0])
     env.out.print("stop everything with: pbxctl lab down")
     return 0
 
@@ -508,6 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="print the lab state as JSON")
     up.add_argument("--asterisk", type=int, choices=SUPPORTED,
                     help="Asterisk major to run (default: PBXCTL_ASTERISK, else 22)")
+    up.add_argument("--inventory", help="bring this province up in network namespaces (each "
+                                        "site on its own node, two switches, real links)")
+    up.add_argument("--prefectures", help="with --inventory: only these (comma-separated "
+                                          "codes); default all")
+    up.add_argument("--hold-down", type=float,
+                    help="failback hold-down in seconds (default: the inventory's)")
+    up.add_argument("--always-open", action="store_true",
+                    help="with --inventory: drop business hours from the lab's copy, so "
+                         "drills reach agents at any hour")
     up.set_defaults(func=cmd_lab_up)
     down = lab.add_parser("down", help="stop every process the lab started")
     down.add_argument("--keep-files", action="store_true", help="keep logs and data")

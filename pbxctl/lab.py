@@ -43,6 +43,7 @@ class LabState:
     asterisk: list[dict[str, Any]] = field(default_factory=list)
     agi: dict[str, Any] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    netns: dict[str, Any] = field(default_factory=dict)  # a province in namespaces (netlab)
 
     @property
     def path(self) -> Path:
@@ -61,6 +62,9 @@ class LabState:
     def pids(self) -> list[int]:
         out = [a["pid"] for a in self.asterisk if a.get("pid")]
         out += [p for p in (self.pg.get("pid"), self.agi.get("pid")) if p]
+        if self.netns:
+            from .netlab import NetState
+            out += NetState(**self.netns).pids()
         return out
 
 
@@ -86,7 +90,11 @@ def _start_agi_server(root: Path, conninfo: str, progress: Progress) -> dict[str
 
 
 def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None,
-           major: int | None = None) -> LabState:
+           major: int | None = None, inventory: Path | None = None,
+           prefectures: list[str] | None = None, hold_down: float | None = None,
+           always_open: bool = False) -> LabState:
+    """The one-site demo lab on loopback, or (``inventory``) a whole province in network
+    namespaces with real links to cut (see netlab.py)."""
     existing = LabState.load(root)
     if existing is not None:
         if any(pid_alive(p) for p in existing.pids()):
@@ -97,7 +105,19 @@ def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None,
     state = LabState(root=str(root))
     state.save()
     try:
-        _bring_up(state, root, progress, asterisk_bin, major)
+        if inventory is not None:
+            from .netlab import netlab_up
+            box: dict[str, Any] = {}
+
+            def save() -> None:
+                state.netns = box.get("netns", {})
+                state.save()
+
+            netlab_up(root, inventory, progress=progress, save=save, state_box=box,
+                      prefectures=prefectures, major=major, hold_down=hold_down,
+                      always_open=always_open)
+        else:
+            _bring_up(state, root, progress, asterisk_bin, major)
     except BaseException:
         progress("start-up failed: stopping what was started (files kept for inspection)")
         try:
@@ -192,6 +212,9 @@ def lab_down(root: Path, *, progress: Progress, keep_files: bool = False) -> lis
     if state is None:
         raise LabStateError(f"no lab in {root}", hint="nothing to stop")
     stopped: list[int] = []
+    if state.netns:
+        from .netlab import netlab_down
+        stopped += netlab_down(state.netns, progress=progress)
     for ast in state.asterisk:
         pid = ast.get("pid")
         if pid and pid_alive(pid):
