@@ -275,7 +275,7 @@ def build_report(state: NetState, plan: DrillPlan, events: Timeline, log_file: P
     calls = _parse_calls(log_file)
     _serving(events, calls)
     notes: list[str] = []
-    detect = _detect(state, plan, events, fault_at)
+    detect = _seen_after(state, plan, events, fault_at, failing=True)
     before = [c for c in calls.values() if c.start < fault_at]
     during = [c for c in calls.values() if fault_at <= c.start]
     setups = [c.served - c.start for c in before if c.served]
@@ -293,7 +293,7 @@ def build_report(state: NetState, plan: DrillPlan, events: Timeline, log_file: P
         slow = sum(1 for c in during if c.start > fault_at + detect and c.served
                    and c.served - c.start > baseline + 1.5)
     window_setups = [c.served - c.start for c in window if c.served]
-    failback = _failback(state, plan, events, restored_at)
+    failback = _seen_after(state, plan, events, restored_at, failing=False)
     switches = sum(1 for t, m in events.events
                    if m.get("UserEvent") == "PbxctlMode" and t >= fault_at)
     served_by: dict[str, int] = {}
@@ -327,35 +327,22 @@ def _uplink_changes(state: NetState, node: str) -> list[tuple[float, str]]:
     return out
 
 
-def _detect(state: NetState, plan: DrillPlan, events: Timeline, fault_at: float) -> float | None:
+def _seen_after(state: NetState, plan: DrillPlan, events: Timeline, since: float, *,
+                failing: bool) -> float | None:
+    """Seconds from ``since`` to the first sign that the fault was seen (``failing``) or
+    that things are back: the gateway's uplink flip, survivable/central mode, CTI bypass."""
     if plan.fault == "link-down":
-        gw_node = node_names(plan.prefecture)["gateway"]
-        moved = [t for t, active in _uplink_changes(state, gw_node)
-                 if t >= fault_at and active != f"eth{plan.switch}"]
-        return (moved[0] - fault_at) if moved else None
+        primary = f"eth{plan.switch}"
+        hits = [t for t, active in _uplink_changes(state, node_names(plan.prefecture)["gateway"])
+                if t >= since and (active != primary) == failing]
+        return (hits[0] - since) if hits else None
     if plan.fault == "cti-hang":
-        t = events.first(lambda m: m.get("UserEvent") == "PbxctlCti" and m.get("Down") == "1",
-                         after=fault_at)
+        want = ("PbxctlCti", "Down", "1" if failing else "0")
     else:
-        t = events.first(lambda m: m.get("UserEvent") == "PbxctlMode"
-                         and m.get("Mode") == "survivable", after=fault_at)
-    return (t - fault_at) if t else None
-
-
-def _failback(state: NetState, plan: DrillPlan, events: Timeline,
-              restored_at: float) -> float | None:
-    if plan.fault == "link-down":
-        gw_node = node_names(plan.prefecture)["gateway"]
-        back = [t for t, active in _uplink_changes(state, gw_node)
-                if t >= restored_at and active == f"eth{plan.switch}"]
-        return (back[0] - restored_at) if back else None
-    if plan.fault == "cti-hang":
-        t = events.first(lambda m: m.get("UserEvent") == "PbxctlCti" and m.get("Down") == "0",
-                         after=restored_at)
-    else:
-        t = events.first(lambda m: m.get("UserEvent") == "PbxctlMode"
-                         and m.get("Mode") == "central", after=restored_at)
-    return (t - restored_at) if t else None
+        want = ("PbxctlMode", "Mode", "survivable" if failing else "central")
+    t = events.first(lambda m: m.get("UserEvent") == want[0] and m.get(want[1]) == want[2],
+                     after=since)
+    return (t - since) if t else None
 
 
 def targets(report: DrillReport, *, hold_down: float,

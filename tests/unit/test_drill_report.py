@@ -76,3 +76,20 @@ def test_a_drill_without_calls_meets_no_target(tmp_path: Path) -> None:
     checks = {name: ok for name, _, ok in targets(rep, hold_down=5.0, rtp_timeout=4)}
     assert not checks["calls placed and served before the fault"]
     assert not checks["detection"]
+
+
+def test_a_link_down_is_timed_from_the_gateways_uplink_log(tmp_path: Path) -> None:
+    uplog = tmp_path / "hzgw.log"
+    uplog.write_text(f"uplink at={T0 + 1:.3f} active=etha previous=None reason=start\n"
+                     f"uplink at={T0 + 10.04:.3f} active=ethb previous=etha reason=etha DOWN\n"
+                     f"uplink at={T0 + 30.02:.3f} active=etha previous=ethb reason=etha up\n")
+    state = NetState(tag="t", inventory="", prefectures=["HZ"],
+                     uplinks={"hzgw": {"pid": 0, "log": str(uplog)}})
+    tl = Timeline()
+    _served(tl, 1, 3.0, "province-a")
+    log = _log(tmp_path, [("start", 1, 1.0), ("up", 1, 1.1), ("done", 1, 21.0)])
+    rep = build_report(state, DrillPlan(fault="link-down", prefecture="HZ"), tl, log,
+                       fault_at=T0 + 10, restored_at=T0 + 30, placed=1)
+    assert rep.detect_s is not None and abs(rep.detect_s - 0.04) < 1e-3
+    assert rep.failback_s is not None and abs(rep.failback_s - 0.02) < 1e-3
+    assert rep.dropped_established == 0  # up across the cut, ended with its own BYE
