@@ -16,37 +16,22 @@ if TYPE_CHECKING:
 
 def cmd_survive(args: argparse.Namespace, env: Env) -> int:
     from .ami import AmiClient
-    from .survivability import ModeMachine, watch
+    from .survivability import HealthTracker, ModeMachine, watch
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     client = AmiClient(host=args.ami_host, port=args.ami_port, username=args.ami_user,
                        secret=env.environ.get("PBXCTL_AMI_SECRET", ""), source=args.ami_source)
+    # Every argument checked before anything connects or starts.
+    targets = [_host_port(t) for t in args.cti]
+    machine = ModeMachine(hold_down=args.hold_down, gate=_failback_gate(args, client))
+    tracker = HealthTracker(failures=args.probe_failures, successes=args.probe_failures)
     client.connect()
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    probe = None
     probe_error: list[BaseException] = []
-    if args.cti:
-        from ivr_scripts.health import check
-
-        from .survivability import HealthTracker, probe_cti
-
-        targets = [_host_port(t) for t in args.cti]
-        tracker = HealthTracker(failures=args.probe_failures, successes=args.probe_failures)
-        def run_probe() -> None:
-            try:
-                probe_cti(client, targets, check=check, stop=stop, tracker=tracker,
-                          interval=args.probe_interval, timeout=args.probe_timeout)
-            except BaseException as exc:  # the watcher must not go on half-blind
-                probe_error.append(exc)
-                stop.set()
-                raise
-
-        probe = threading.Thread(target=run_probe, daemon=True)
-        probe.start()
-    machine = ModeMachine(hold_down=args.hold_down, gate=_failback_gate(args, client))
+    probe = _start_probe(args, client, targets, tracker, stop, probe_error) if targets else None
     try:
         watch(client, machine, stop=stop,
               on_switch=lambda sw: env.out.print(f"mode {sw.to}: {sw.reason}"))
@@ -60,6 +45,27 @@ def cmd_survive(args: argparse.Namespace, env: Env) -> int:
         raise CommandFailed(f"CTI probe stopped: {probe_error[0]!r}",
                             hint="the supervisor (systemd) restarts the watcher")
     return 0
+
+
+def _start_probe(args: argparse.Namespace, client: Any, targets: list[tuple[str, int]],
+                 tracker: Any, stop: threading.Event,
+                 errors: list[BaseException]) -> threading.Thread:
+    from ivr_scripts.health import check
+
+    from .survivability import probe_cti
+
+    def run_probe() -> None:
+        try:
+            probe_cti(client, targets, check=check, stop=stop, tracker=tracker,
+                      interval=args.probe_interval, timeout=args.probe_timeout)
+        except BaseException as exc:  # the watcher must not go on half-blind
+            errors.append(exc)
+            stop.set()
+            raise
+
+    probe = threading.Thread(target=run_probe, daemon=True)
+    probe.start()
+    return probe
 
 
 def _failback_gate(args: argparse.Namespace, client: Any) -> Any:

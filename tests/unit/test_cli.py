@@ -85,3 +85,25 @@ def test_sandbox_refuses_non_loopback() -> None:
 
     with pytest.raises(InputError, match="not a loopback"):
         require_loopback("10.0.0.1")
+
+
+def test_a_drill_without_a_namespace_lab_says_how_to_start_one(tmp_path: Path) -> None:
+    code, _, err = run("drill", "wan-cut", "--prefecture", "HZ",
+                       environ={"PBXCTL_LAB_DIR": str(tmp_path / "nolab")})
+    assert code == 2
+    assert "no namespace lab in" in err and "pbxctl lab up --inventory" in err
+
+
+def test_uplink_and_drill_refuse_bad_arguments() -> None:
+    code, _, err = run("uplink", "--ports", "etha")
+    assert code == 2 and "primary and at least one backup" in err
+    code, _, err = run("drill", "meteor", "--prefecture", "HZ")
+    assert code == 2  # argparse: not one of the faults
+
+
+def test_survive_checks_its_arguments_before_connecting() -> None:
+    # Nothing is contacted: the bad argument is refused first.
+    code, _, err = run("survive", "--ami-host", "127.0.0.1", "--cti", "nocolon")
+    assert code == 2 and "--cti 'nocolon': expected HOST:PORT" in err
+    code, _, err = run("survive", "--ami-host", "127.0.0.1", "--failback-window", "2-5")
+    assert code == 3 and "--failback-window: '2-5' is not HH:MM-HH:MM" in err
