@@ -106,6 +106,16 @@ def _drill(environ: dict[str, str], *argv: str) -> dict[str, Any]:
     return report
 
 
+def _drill_meeting_targets(lab: tuple[dict[str, str], NetState], *argv: str
+                           ) -> dict[str, Any]:
+    environ, state = lab
+    _settled(state)
+    report = _drill(environ, *argv)
+    missed = [name for name, _, ok in report["targets"] if not ok]
+    assert missed == [], report
+    return report
+
+
 def test_the_lab_puts_each_site_in_its_own_namespace(
         lab: tuple[dict[str, str], NetState]) -> None:
     _, state = lab
@@ -118,11 +128,7 @@ def test_the_lab_puts_each_site_in_its_own_namespace(
 
 def test_switch_a_dying_fails_no_call_and_drops_no_established_call(
         lab: tuple[dict[str, str], NetState]) -> None:
-    environ, state = lab
-    _settled(state)
-    report = _drill(environ, "link-down", "--switch", "a")
-    failed = [name for name, _, ok in report["targets"] if not ok]
-    assert failed == [], report
+    report = _drill_meeting_targets(lab, "link-down", "--switch", "a")
     assert report["dropped_established"] == 0 and report["failed_new_calls"] == 0
     assert report["served_by"] == {"province": report["calls"]}  # never needed the LSS
     assert report["failback_s"] is not None  # primary links used again
@@ -130,11 +136,7 @@ def test_switch_a_dying_fails_no_call_and_drops_no_established_call(
 
 def test_a_wan_cut_goes_survivable_and_fails_back_after_the_hold_down(
         lab: tuple[dict[str, str], NetState]) -> None:
-    environ, state = lab
-    _settled(state)
-    report = _drill(environ, "wan-cut")
-    failed = [name for name, _, ok in report["targets"] if not ok]
-    assert failed == [], report
+    report = _drill_meeting_targets(lab, "wan-cut")
     served = report["served_by"]
     assert isinstance(served, dict) and served.get("lss", 0) > 0 and served.get("province")
     # Calls that were talking to the province lost it: dead audio, torn down, not left on.
@@ -145,21 +147,13 @@ def test_a_wan_cut_goes_survivable_and_fails_back_after_the_hold_down(
 
 def test_a_flapping_wan_switches_once_each_way(
         lab: tuple[dict[str, str], NetState]) -> None:
-    environ, state = lab
-    _settled(state)
-    report = _drill(environ, "flap", "--flaps", "3", "--period", "3")
-    failed = [name for name, _, ok in report["targets"] if not ok]
-    assert failed == [], report
+    report = _drill_meeting_targets(lab, "flap", "--flaps", "3", "--period", "3")
     assert report["mode_switches"] == 2
 
 
 def test_a_hung_cti_is_bypassed_and_used_again_when_it_resumes(
         lab: tuple[dict[str, str], NetState]) -> None:
-    environ, state = lab
-    _settled(state)
-    report = _drill(environ, "cti-hang")
-    failed = [name for name, _, ok in report["targets"] if not ok]
-    assert failed == [], report
+    report = _drill_meeting_targets(lab, "cti-hang")
     assert report["detect_s"] is not None and report["failback_s"] is not None
     assert report["served_by"] == {"province": report["calls"]}  # the province never left
 
