@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,8 +22,8 @@ from .ami import AmiClient
 from .errors import LabStateError, ServiceStartError, WaitTimeout
 from .fsutil import atomic_write
 from .netutil import free_port, tcp_accepts
-from .procs import pid_alive, spawn, stop_pid, tail, wait_pid_gone, wait_until
-from .sandbox.asterisk import AsteriskInstance, find_asterisk
+from .procs import pid_alive, spawn, stop_pid, tail, wait_until
+from .sandbox.asterisk import AsteriskInstance, find_asterisk, stop_by_pid
 from .sandbox.postgres import PostgresCluster, find_pg_bindir
 from .sandbox.sipp import SippProcess, pcap, scenario_path
 from .store import Store, StoreConfig
@@ -153,7 +152,8 @@ def _bring_up(state: LabState, root: Path, progress: Progress, asterisk_bin: str
                                             agi_port=state.agi["port"],
                                             pstn_address="127.0.0.1"))
     ast = AsteriskInstance(name="hz-gw", root=root / "hz-gw", configs=configs, binary=binary)
-    record: dict[str, Any] = {"name": "hz-gw", "root": str(ast.root), "conf": str(ast.conf_path)}
+    record: dict[str, Any] = {"name": "hz-gw", "root": str(ast.root), "conf": str(ast.conf_path),
+                              "binary": str(binary.path)}
     state.asterisk.append(record)
     state.save()
     ast.start()
@@ -218,7 +218,7 @@ def lab_down(root: Path, *, progress: Progress, keep_files: bool = False) -> lis
     for ast in state.asterisk:
         pid = ast.get("pid")
         if pid and pid_alive(pid):
-            _stop_asterisk(ast["conf"], pid)
+            stop_by_pid(ast["conf"], pid, binary=ast.get("binary"))
             stopped.append(pid)
             progress(f"stopped Asterisk {ast['name']} (pid {pid})")
     agi_pid = state.agi.get("pid")
@@ -239,15 +239,6 @@ def lab_down(root: Path, *, progress: Progress, keep_files: bool = False) -> lis
     if not keep_files:
         shutil.rmtree(root, ignore_errors=True)
     return stopped
-
-
-def _stop_asterisk(conf: str, pid: int) -> None:
-    asterisk = shutil.which("asterisk") or "/usr/sbin/asterisk"
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        subprocess.run([asterisk, "-C", conf, "-rx", "core stop now"], capture_output=True,
-                       timeout=5, check=False)
-    if not wait_pid_gone(pid, timeout=10):
-        stop_pid(pid)
 
 
 def lab_status(root: Path) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from provisioning.secrets import ensure_secrets, secrets_path
 
 from .errors import ServiceStartError, UsageError
 from .procs import pid_alive, spawn, stop_pid, tail, wait_until
-from .sandbox.asterisk import find_asterisk
+from .sandbox.asterisk import find_asterisk, stop_by_pid
 from .sandbox.netns import NetLab, lab_namespaces
 
 Progress = Callable[[str], None]
@@ -229,7 +229,7 @@ def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
     for name, info in state.sites.items():
         pid = info.get("pid")
         if pid and pid_alive(pid):
-            _stop_asterisk(info["conf"], pid)
+            stop_by_pid(info["conf"], pid, binary=state.asterisk or None)
             stopped.append(pid)
             progress(f"stopped Asterisk {name} (pid {pid})")
     for info in state.uplinks.values():
@@ -245,12 +245,6 @@ def _stop(pid: int | None) -> bool:
         stop_pid(pid, grace=5.0)
         return True
     return False
-
-
-def _stop_asterisk(conf: str, pid: int) -> None:
-    from .lab import _stop_asterisk as stop_ast
-
-    stop_ast(conf, pid)
 
 
 def _delete_namespaces(tag: str) -> None:

@@ -340,3 +340,16 @@ class AsteriskInstance:
             "write = all\n"
             "writetimeout = 5000\n"
         )
+
+
+def stop_by_pid(conf: str, pid: int, *, binary: str | None = None) -> None:
+    """Stop an Asterisk this process no longer holds an instance for (a lab started by an
+    earlier `pbxctl` run): ask it over its control socket, then signal it."""
+    import shutil
+
+    asterisk = binary or shutil.which("asterisk") or "/usr/sbin/asterisk"
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run([asterisk, "-C", conf, "-rx", "core stop now"], capture_output=True,
+                       timeout=5, check=False)
+    if not wait_pid_gone(pid, timeout=10):
+        stop_pid(pid)
