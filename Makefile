@@ -12,6 +12,7 @@ setup:
 lint: setup
 	$(VENV)/bin/ruff check pbxctl provisioning ivr_scripts tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 from ivr_scripts.health import check
-from pbxctl.netutil import free_port
-from pbxctl.procs import stop_pid, wait_until
-from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.sipp import SippProcess
-from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.core.net import free_port
+from pbxctl.core.procs import stop_pid, wait_until
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.lab.sandbox.sipp import SippProcess
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from provisioning.templates import render
 
 FORK = Path(__file__).with_name("fork_agi.py")

@@ -10,7 +10,7 @@ from typing import Any
 from ivr_scripts.agi import AgiSession
 from ivr_scripts.handlers import welcome
 from ivr_scripts.registry import HandlerContext
-from pbxctl import chanvars as V
+from pbxctl.core import chanvars as V
 
 
 class _Stdio:
@@ -27,7 +27,7 @@ class _Stdio:
 
 def main() -> None:
     call = AgiSession.open(_Stdio(), env_timeout=5, read_timeout=30)  # type: ignore[arg-type]
-    welcome(call, HandlerContext(settings={"welcome_prompts": {"default": "beep"}}))
+    welcome(call, HandlerContext(fixed_welcome={"default": "beep"}))
     call.set_variable(V.STATUS, V.STATUS_OK)
 
 

@@ -25,11 +25,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pbxctl.ami import AmiClient
-from pbxctl.netutil import free_port
-from pbxctl.recordings import read_wav_header
-from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.core.net import free_port
+from pbxctl.data.recordings import read_wav_header
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.pbx.ami import AmiClient
 
 CALLER_IP, AGENT_IP = "127.0.0.2", "127.0.0.3"
 MODES = {"off": "1", "on": "2"}

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pbxctl.tts import TtsCache, TtsRequest
+from pbxctl.services.tts import TtsCache, TtsRequest
 
 TEXTS = ["您的账期为二零二六年十一月", "应缴电费一百二十三元四角五分", "缴费截止日期为十二月五日",
          "您所在区域当前有停电", "感谢您的来电，再见"]

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 from asterisk.agi import AGI, AGIAppError, AGIError, AGIHangup, AGIInvalidCommand, AGIUsageError
 
-from .call import CallHangup, CallTimeout, ProtocolError
+from ivr_scripts.call import CallHangup, CallTimeout, ProtocolError
 
 MAX_LINE = 8192
 MAX_ENV_LINES = 128

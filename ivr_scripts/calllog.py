@@ -12,8 +12,8 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from pbxctl.errors import StoreUnavailable
-from pbxctl.store import Store
+from pbxctl.core.errors import StoreUnavailable
+from pbxctl.data.store import Store
 
 log = logging.getLogger("pbxctl.agi")
 

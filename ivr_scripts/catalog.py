@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pbxctl.errors import StoreUnavailable
-from pbxctl.prompts_db import WELCOME_DEFAULT, Rule
+from pbxctl.core.errors import StoreUnavailable
+from pbxctl.data.prompts import WELCOME_DEFAULT, Rule
 
 log = logging.getLogger("pbxctl.agi")
 

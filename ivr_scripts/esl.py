@@ -27,10 +27,9 @@ import gevent
 import gevent.event
 from greenswitch import esl as gs
 
-from pbxctl import chanvars as V
-
-from .call import CallHangup, CallTimeout, DialplanBreak
-from .registry import HandlerContext, Registry, UnknownRoute
+from ivr_scripts.call import CallHangup, CallTimeout, DialplanBreak
+from ivr_scripts.registry import HandlerContext, Registry
+from ivr_scripts.session import Outcome, run_session
 
 log = logging.getLogger("pbxctl.esl")
 
@@ -155,34 +154,17 @@ class EslCall:
         self._execute("hangup", "NORMAL_CLEARING")
 
 
-def run_session(session: gs.OutboundSession, registry: Registry, context: HandlerContext,
-                *, timeout: float) -> str:
-    """One FreeSWITCH call: the route's handler, then OK/FAIL variables like FastAGI.
-    Returns the outcome (ok | failed | hangup)."""
+def serve_session(session: gs.OutboundSession, registry: Registry, context: HandlerContext,
+                  *, timeout: float) -> Outcome:
+    """One FreeSWITCH call through the shared dispatcher; a greenlet can be interrupted, so the
+    budget is a gevent timeout raising :class:`CallTimeout` inside the handler."""
     call = EslCall(session, timeout=timeout)
-    try:
-        try:
-            handler, budget = registry.entry(call.route)
-        except UnknownRoute:
-            raise DialplanBreak("unknown-route") from None
-        with gevent.Timeout(budget, CallTimeout(f"handler {call.route} over its budget")):
-            handler(call, context)
-        call.set_variable(V.STATUS, V.STATUS_OK)
-        return "ok"
-    except CallHangup:
-        return "hangup"
-    except (DialplanBreak, CallTimeout, Exception) as exc:  # one failure path
-        reason = exc.reason if isinstance(exc, DialplanBreak) else f"error-{type(exc).__name__}"
-        if not isinstance(exc, DialplanBreak | CallTimeout):
-            log.exception("ESL handler %s failed", call.route)
-        try:
-            call.set_variable(V.FAIL_REASON, reason)
-            call.set_variable(V.STATUS, V.STATUS_FAIL)
-        except CallHangup:
-            return "hangup"
-        except CallTimeout:
-            return "timeout"
-        return "failed"
+
+    def budget(seconds: float) -> gevent.Timeout:
+        return gevent.Timeout(seconds, CallTimeout(f"handler {call.route} over its budget"))
+
+    return run_session(call, call.route, registry=registry, context=context, budget=budget,
+                       transport="esl")
 
 
 class EslServer(gs.OutboundESLServer):  # type: ignore[misc]
@@ -197,7 +179,7 @@ class EslServer(gs.OutboundESLServer):  # type: ignore[misc]
                 self.session = session
 
             def run(self) -> None:
-                outcome = run_session(self.session, registry, context, timeout=timeout)
+                outcome = serve_session(self.session, registry, context, timeout=timeout)
                 server.stats[outcome] = server.stats.get(outcome, 0) + 1
 
         super().__init__(bind_address=host, bind_port=port, application=_App,

@@ -1,28 +1,21 @@
-"""The FastAGI server: one thread per session, bounded reads, one failure path.
-
-Every session ends in exactly one of:
-- handler ran: ``PBXCTL_STATUS=OK``
-- handler raised :class:`DialplanBreak` or any error, or the route is unknown:
-  ``PBXCTL_STATUS=FAIL`` and ``PBXCTL_FAIL_REASON=<token>``; the dialplan goes to its fallback
-- the caller hung up / the peer vanished: nothing more is sent.
-"""
+"""The FastAGI server: one thread per session, bounded reads; sessions run through the one
+dispatcher in :mod:`ivr_scripts.session` (route, budget, status and failure reporting)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import socketserver
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pbxctl import chanvars as V
-
-from .agi import AgiSession
-from .call import CallHangup, CallTimeout, DialplanBreak, ProtocolError
-from .registry import HandlerContext, Registry, UnknownRoute, route_of
+from ivr_scripts.agi import AgiSession
+from ivr_scripts.call import CallHangup, CallTimeout, ProtocolError
+from ivr_scripts.registry import HandlerContext, Registry, route_of
+from ivr_scripts.session import Outcome, log_event, run_session
 
 log = logging.getLogger("pbxctl.agi")
 
@@ -34,10 +27,6 @@ class AgiServerConfig:
     backlog: int = 1024
     env_timeout: float = 5.0
     read_timeout: float = 60.0
-
-
-def _log_event(event: str, **fields: object) -> None:
-    log.info(json.dumps({"event": event, **fields}, ensure_ascii=False, sort_keys=True))
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -119,55 +108,39 @@ class FastAgiServer:
                 self._cond.notify_all()
 
     def _run_session(self, sock: socket.socket) -> None:
-        started = time.monotonic()
         try:
             call = AgiSession.open(sock, env_timeout=self.config.env_timeout,
                                    read_timeout=self.config.read_timeout)
         except (CallHangup, CallTimeout, ProtocolError) as exc:
             self._count("protocol_errors")
-            _log_event("agi_bad_session", error=str(exc))
+            log_event("agi_bad_session", error=str(exc))
             return
         route = route_of(call.env.get("agi_network_script", ""))
-        ids = {"uniqueid": call.uniqueid, "route": route}
-        watchdog: threading.Timer | None = None
-        try:
-            try:
-                handler, budget = self.registry.entry(route)
-            except UnknownRoute:
-                raise DialplanBreak("unknown-route") from None
-            # A handler over budget: cut the socket. Asterisk continues the dialplan with our
-            # status variable unset, i.e. on its fallback; the stuck thread fails on its next
-            # socket operation.
-            watchdog = threading.Timer(budget, self._expire, args=(sock, ids))
-            watchdog.daemon = True
-            watchdog.start()
-            handler(call, self.context)
-            call.set_variable(V.STATUS, V.STATUS_OK)
-            self._count("ok")
-            _log_event("agi_ok", ms=round((time.monotonic() - started) * 1000, 1), **ids)
-        except CallHangup:
-            self._count("hangups")
-            _log_event("agi_hangup", **ids)
-        except DialplanBreak as brk:
-            self._fail(call, brk.reason, ids)
-        except Exception as exc:  # one failure path for every handler error
-            log.exception("handler %s failed", route)
-            self._fail(call, f"error-{type(exc).__name__}", ids)
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
 
-    def _expire(self, sock: socket.socket, ids: dict[str, str]) -> None:
+        @contextlib.contextmanager
+        def budget(seconds: float) -> Iterator[None]:
+            # A thread cannot be interrupted: over budget, cut the socket. Asterisk continues
+            # the dialplan with our status variable unset, i.e. on its fallback; the stuck
+            # handler fails on its next socket operation.
+            timer = threading.Timer(seconds, self._expire, args=(sock, call.uniqueid, route))
+            timer.daemon = True
+            timer.start()
+            try:
+                yield
+            finally:
+                timer.cancel()
+
+        outcome = run_session(call, route, registry=self.registry, context=self.context,
+                              budget=budget, transport="agi")
+        self._count(_STAT[outcome])
+
+    def _expire(self, sock: socket.socket, uniqueid: str, route: str) -> None:
         self._count("timeouts")
-        _log_event("agi_handler_timeout", **ids)
+        log_event("agi_handler_timeout", uniqueid=uniqueid, route=route)
         with contextlib.suppress(OSError):  # the session may have ended meanwhile
             sock.shutdown(socket.SHUT_RDWR)
 
-    def _fail(self, call: AgiSession, reason: str, ids: dict[str, str]) -> None:
-        self._count("failed")
-        _log_event("agi_fail", reason=reason, **ids)
-        try:
-            call.set_variable(V.FAIL_REASON, reason)
-            call.set_variable(V.STATUS, V.STATUS_FAIL)
-        except (CallHangup, CallTimeout, ProtocolError):
-            pass
+
+# Outcome → the counter it bumps (names kept from the server's first stats).
+_STAT = {Outcome.OK: "ok", Outcome.FAILED: "failed", Outcome.HANGUP: "hangups",
+         Outcome.TIMEOUT: "failed"}

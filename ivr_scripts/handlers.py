@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from pbxctl import chanvars as V
-from pbxctl.errors import StoreUnavailable
-from pbxctl.prompts_db import record_drift
-from pbxctl.selfservice_db import account
-
-from .call import Call, DialplanBreak
-from .calllog import Entry
-from .catalog import choose_welcome, utcnow
-from .orders import order_answer, order_create
-from .registry import HandlerContext, Registry
-from .routing import RoutingTable
-from .selfservice import bill, outage
+from ivr_scripts.call import Call, DialplanBreak
+from ivr_scripts.calllog import Entry
+from ivr_scripts.catalog import choose_welcome
+from ivr_scripts.orders import order_answer, order_create
+from ivr_scripts.registry import HandlerContext, Registry
+from ivr_scripts.selfservice import bill, outage
+from pbxctl.core import chanvars as V
+from pbxctl.core.errors import StoreUnavailable
+from pbxctl.data.prompts import record_drift
+from pbxctl.data.selfservice import account
 
 log = logging.getLogger("pbxctl.agi")
 
@@ -31,15 +29,15 @@ def welcome(call: Call, ctx: HandlerContext) -> None:
 
     Central control, local playback: only the prompt's name (``<id>/v<version>``) crosses the
     link. The catalogue's rules pick it (prefecture, caller's area, time window, priority);
-    ``settings["welcome_prompts"]`` maps a DID to a fixed stock prompt (the one-site lab demo).
+    ``ctx.fixed_welcome`` maps a DID to a fixed stock prompt (the one-site lab demo).
     """
-    fixed: dict[str, str] = ctx.settings.get("welcome_prompts", {})
+    fixed = ctx.fixed_welcome
     if fixed:
         prompt = fixed.get(call.dnid, fixed.get("default", DEFAULT_WELCOME))
     else:
         snap = ctx.catalog.snapshot() if ctx.catalog is not None else None
         prompt = choose_welcome(snap, prefecture=call.params.get("pref", ""),
-                                caller=call.caller, now=utcnow())
+                                caller=call.caller, now=ctx.clock())
     call.set_variable(V.WELCOME_PROMPT, prompt)
     if ctx.call_log is not None:  # written off the call path
         ctx.call_log.record(Entry(call.uniqueid, "welcome", call.dnid, call.caller, prompt))
@@ -63,7 +61,7 @@ def route(call: Call, ctx: HandlerContext) -> None:
     Needs the routing table (``agi serve --inventory``); the account, when self-service
     identified one, is looked up in the store; a store outage only loses that hint.
     """
-    table: RoutingTable | None = ctx.settings.get("routing")
+    table = ctx.routing
     if table is None:
         raise DialplanBreak("routing-not-configured")
     account_no = call.get_variable(V.ACCOUNT)
@@ -78,7 +76,7 @@ def route(call: Call, ctx: HandlerContext) -> None:
         d = table.decide(gateway_prefecture=call.params.get("pref", ""),
                          did=call.get_variable(V.DID) or call.dnid, caller=call.caller,
                          account_prefecture=account_pref,
-                         now=ctx.settings.get("clock", utcnow)())
+                         now=ctx.clock())
     except LookupError as exc:
         raise DialplanBreak("no-route") from exc
     call.set_variable(V.ROUTE_PREFECTURE, d.prefecture)

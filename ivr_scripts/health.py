@@ -8,8 +8,8 @@ from __future__ import annotations
 import socket
 import time
 
-from pbxctl import chanvars as V
-from pbxctl.errors import ServiceStartError, WaitTimeout
+from pbxctl.core import chanvars as V
+from pbxctl.core.errors import ServiceStartError, WaitTimeout
 
 
 def check(host: str, port: int, *, timeout: float = 3.0) -> float:

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import logging
 
-from pbxctl import chanvars as V
-from pbxctl.errors import InputError, StoreUnavailable
-from pbxctl.orders_db import accept, create, dispatch, return_order
-from provisioning.model import ORDER_TYPES, Inventory
-
-from .call import Call, DialplanBreak
-from .registry import HandlerContext
-from .selfservice import ACCOUNT_DIGITS, Speaker
+from ivr_scripts.call import Call, DialplanBreak
+from ivr_scripts.registry import HandlerContext
+from ivr_scripts.selfservice import ACCOUNT_DIGITS, Speaker
+from pbxctl.core import chanvars as V
+from pbxctl.core.errors import InputError, StoreUnavailable
+from pbxctl.data.orders import ORDER_TYPES, accept, create, dispatch, return_order
+from pbxctl.data.store import Store
+from provisioning.model import Inventory
 
 log = logging.getLogger("pbxctl.agi")
 
 
-def _needs(ctx: HandlerContext) -> Inventory:
+def _needs(ctx: HandlerContext) -> tuple[Inventory, Store]:
     """The inventory and the store these handlers cannot work without."""
-    inv: Inventory | None = ctx.settings.get("inventory")
-    if inv is None or ctx.store is None:
+    if ctx.inventory is None or ctx.store is None:
         raise DialplanBreak("orders-not-configured")
-    return inv
+    return ctx.inventory, ctx.store
 
 
 def _refuse(call: Call, say: Speaker, reason: str) -> None:
@@ -40,7 +39,7 @@ def _refuse(call: Call, say: Speaker, reason: str) -> None:
 
 def order_create(call: Call, ctx: HandlerContext) -> None:
     """Params: agent (the seat dialling), call (linkedid of its last answered call), site."""
-    inv = _needs(ctx)
+    inv, store = _needs(ctx)
     agent = call.params.get("agent", "")
     if agent not in {a.id for p in inv.prefectures for a in p.agents}:
         raise DialplanBreak("not-an-agent")
@@ -51,10 +50,10 @@ def order_create(call: Call, ctx: HandlerContext) -> None:
         return
     account_no = say.ask("order-account", max_digits=ACCOUNT_DIGITS)
     try:
-        order = create(ctx.store, inv, type=ORDER_TYPES[int(digit) - 1], account_no=account_no,
+        order = create(store, inv, type=ORDER_TYPES[int(digit) - 1], account_no=account_no,
                        created_by=agent, call_site=call.params.get("site", ""),
                        call_linkedid=call.params.get("call", ""))
-        order = dispatch(ctx.store, inv, order.id, actor=agent)
+        order = dispatch(store, inv, order.id, actor=agent)
     except InputError as exc:
         _refuse(call, say, exc.message)
         return
@@ -69,7 +68,7 @@ def order_create(call: Call, ctx: HandlerContext) -> None:
 
 def order_answer(call: Call, ctx: HandlerContext) -> None:
     """Params: order, seat, key (1 accept, 2 return)."""
-    _needs(ctx)
+    _, store = _needs(ctx)
     say = Speaker(call)
     order_id, seat, key, seen = (call.params.get(k, "")
                                  for k in ("order", "seat", "key", "version"))
@@ -79,12 +78,12 @@ def order_answer(call: Call, ctx: HandlerContext) -> None:
     call.set_variable(V.ORDER, order_id)
     try:
         if key == "1":
-            accept(ctx.store, int(order_id), seat=seat, actor=f"{seat} (phone)",
+            accept(store, int(order_id), seat=seat, actor=f"{seat} (phone)",
                    expect_version=version)
             call.set_variable(V.ORDER_RESULT, "accepted")
             say.play("order-accepted")
         elif key == "2":
-            return_order(ctx.store, int(order_id), reason="returned by the seat by phone",
+            return_order(store, int(order_id), reason="returned by the seat by phone",
                          actor=f"{seat} (phone)", expect_version=version)
             call.set_variable(V.ORDER_RESULT, "returned")
             say.play("order-returned")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pbxctl.prompts_db import WELCOME_DEFAULT, add_rule, ensure_prompt, rules
-from pbxctl.store import Store
-from pbxctl.tts import money_words, number_words, year_words
+from pbxctl.core.words import money_words, number_words, year_words
+from pbxctl.data.prompts import WELCOME_DEFAULT, add_rule, ensure_prompt, rules
+from pbxctl.data.store import Store
 
 SYSTEM: dict[str, str] = {
     WELCOME_DEFAULT: "您好，欢迎致电国网浙江电力九五五九八客户服务热线。",

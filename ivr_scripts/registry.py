@@ -3,24 +3,59 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Protocol
 
-from .call import Call
+from ivr_scripts.call import Call
+from ivr_scripts.calllog import Entry
+from ivr_scripts.catalog import Snapshot
+from ivr_scripts.routing import RoutingTable
+from pbxctl.data.store import Store
+from provisioning.model import Inventory
 
 _ROUTE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-@dataclass
-class HandlerContext:
-    """What handlers may use besides the call: the store and prompt catalogue (either may be
-    None: handlers degrade, never fail the call), and settings."""
+class Catalog(Protocol):
+    """The prompt catalogue as the welcome handler reads it (ivr_scripts.catalog)."""
 
-    store: Any = None
-    catalog: Any = None
-    call_log: Any = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    def snapshot(self) -> Snapshot | None: ...
+
+
+class CallJournal(Protocol):
+    """Where handlers note what a session did, off the call path (ivr_scripts.calllog)."""
+
+    def record(self, entry: Entry) -> None: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """Everything a handler may use besides the call, each dependency typed. Any of them may
+    be absent: a handler that needs a missing one degrades or fails the session (the dialplan
+    takes its fallback) — it never fails the call.
+
+    - ``store``: PostgreSQL (self-service data, prompt drift, work orders);
+    - ``catalog``: the prompt catalogue's last snapshot (welcome);
+    - ``call_log``: the session journal;
+    - ``routing``: DIDs, area codes, business hours (route);
+    - ``inventory``: counties, seats, dispatch rules (work orders);
+    - ``fixed_welcome``: DID → stock prompt, instead of the catalogue (the one-site demo);
+    - ``clock``: now, as an aware datetime (tests pin it).
+    """
+
+    store: Store | None = None
+    catalog: Catalog | None = None
+    call_log: CallJournal | None = None
+    routing: RoutingTable | None = None
+    inventory: Inventory | None = None
+    fixed_welcome: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = _utcnow
 
 
 Handler = Callable[[Call, HandlerContext], None]

@@ -11,13 +11,12 @@ import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from pbxctl import chanvars as V
-from pbxctl.errors import StoreUnavailable
-from pbxctl.selfservice_db import Account, account, latest_unpaid_bill, outages_for
-
-from . import phrases
-from .call import Call, DialplanBreak
-from .registry import HandlerContext
+from ivr_scripts import phrases
+from ivr_scripts.call import Call, DialplanBreak
+from ivr_scripts.registry import HandlerContext
+from pbxctl.core import chanvars as V
+from pbxctl.core.errors import StoreUnavailable
+from pbxctl.data.selfservice import Account, account, latest_unpaid_bill, outages_for
 
 log = logging.getLogger("pbxctl.agi")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import PATHS, Inventory, Site
+from provisioning.model import PATHS, Inventory, Site
 
 
 @dataclass(frozen=True)

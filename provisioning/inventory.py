@@ -7,16 +7,33 @@ Values that would break a config line are refused here, before any renderer sees
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from dataclasses import fields
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, TypeVar
 
-from pbxctl.errors import InputError
-
-from .model import (
-    ORDER_TYPES,
+from pbxctl.core.errors import InputError
+from pbxctl.core.yamlsrc import LocDict, load_yaml
+from pbxctl.data.orders import ORDER_TYPES
+from provisioning.checks import (
+    AFTER_HOURS,
+    AREA_CODE,
+    CODE,
+    DAYS,
+    DID,
+    EXTENSION,
+    GROUP,
+    HHMM,
+    HHMM_CLOSE,
+    HOST_NAME,
+    NO_NETWORK,
+    NULL_ADDRESS,
+    SEAT_ID,
+    SECRET_REF,
+    Checker,
+    InventoryError,
+    UniqueIds,
+)
+from provisioning.model import (
     BusinessHours,
     County,
     Dispatch,
@@ -28,179 +45,13 @@ from .model import (
     Seat,
     SeatKind,
 )
-from .yamlsrc import Loc, LocDict, LocList, load_yaml
-
-CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
-SEAT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-SECRET_REF = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-EXTENSION = re.compile(r"^[0-9]{3,6}$")
-DID = re.compile(r"^[0-9]{5,15}$")
-AREA_CODE = re.compile(r"^0[0-9]{2,3}$")
-HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-HHMM_CLOSE = re.compile(r"^(24:00|([01][0-9]|2[0-3]):[0-5][0-9])$")
-GROUP = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-AFTER_HOURS = re.compile(r"^(selfservice|message)$")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# A display name goes into callerid "…" and queue member names: nothing that ends a value,
-# a line, a section or a list there.
-NAME_FORBIDDEN = re.compile(r'[\r\n\0\t;\[\],"<>\\()]')
-
-T = TypeVar("T")
 
 
-class InventoryError(InputError):
-    """All problems of an inventory; ``problems`` lists them one per line."""
-
-    def __init__(self, problems: list[str]) -> None:
-        head = f"{len(problems)} problem(s) in the inventory"
-        super().__init__(head, hint="fix each file:line named below",
-                         detail="\n".join(problems))
-        self.problems = problems
-
-
-@dataclass
-class _Checker:
-    problems: list[str] = field(default_factory=list)
-
-    def err(self, loc: Loc, path: str, msg: str) -> None:
-        self.problems.append(f"{loc}: {path}: {msg}")
-
-    # -- typed access -----------------------------------------------------------------------
-    def mapping(self, parent: LocDict, key: str, path: str, *, required: bool = True
-                ) -> LocDict | None:
-        value = parent.get(key)
-        if value is None:
-            if required:
-                self.err(parent.loc, path, "missing (a mapping is required)")
-            return None
-        if not isinstance(value, LocDict):
-            self.err(parent.loc_of(key), path, "must be a mapping")
-            return None
-        return value
-
-    def seq(self, parent: LocDict, key: str, path: str, *, required: bool = True) -> LocList:
-        value = parent.get(key)
-        if value is None:
-            if required:
-                self.err(parent.loc, path, "missing (a list is required)")
-            empty = LocList()
-            empty.loc, empty.item_locs = parent.loc, []
-            return empty
-        if not isinstance(value, LocList):
-            self.err(parent.loc_of(key), path, "must be a list")
-            empty = LocList()
-            empty.loc, empty.item_locs = parent.loc_of(key), []
-            return empty
-        return value
-
-    def text(self, parent: LocDict, key: str, path: str, pattern: re.Pattern[str] | None = None,
-             *, what: str = "", required: bool = True, default: str = "") -> str:
-        value = parent.get(key)
-        loc = parent.loc_of(key)
-        if value is None:
-            if required:
-                self.err(parent.loc, path, "missing")
-            return default
-        if isinstance(value, int) and not isinstance(value, bool) and pattern is not None:
-            self.err(loc, path, f"write it as a quoted string ('{value}' read as the number "
-                     f"{value}; YAML drops leading zeros and reads 0-prefixed digits as octal)")
-            return default
-        if not isinstance(value, str):
-            self.err(loc, path, f"must be a string, not {type(value).__name__}")
-            return default
-        if pattern is not None and not pattern.match(value):
-            self.err(loc, path, f"{value!r} is not {what or 'valid'}")
-            return default
-        return value
-
-    def name(self, parent: LocDict, key: str, path: str) -> str:
-        value = self.text(parent, key, path)
-        bad = NAME_FORBIDDEN.search(value)
-        if bad:
-            self.err(parent.loc_of(key), path,
-                     f"{value!r} contains {bad.group()!r}, which would break a config line")
-            return ""
-        if value and not value.strip():
-            self.err(parent.loc_of(key), path, "is blank")
-        if len(value) > 40:
-            self.err(parent.loc_of(key), path, "longer than 40 characters")
-        return value
-
-    def number(self, parent: LocDict, key: str, path: str, *, lo: float, hi: float,
-               default: T, kind: Callable[[Any], T]) -> T:
-        value = parent.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.err(parent.loc_of(key), path, f"must be a number, not {value!r}")
-            return default
-        if not lo <= value <= hi:
-            self.err(parent.loc_of(key), path, f"{value} is outside {lo:g}..{hi:g}")
-            return default
-        return kind(value)
-
-    def unknown_keys(self, d: LocDict, allowed: set[str], path: str) -> None:
-        for key in d:
-            if key not in allowed:
-                self.err(d.loc_of(key), f"{path}.{key}",
-                         f"unknown field (expected one of: {', '.join(sorted(allowed))})")
-
-    def network(self, parent: LocDict, key: str, path: str) -> IPv4Network | None:
-        value = self.text(parent, key, path)
-        if not value:
-            return None
-        try:
-            net = ip_network(value, strict=True)
-        except ValueError as exc:
-            self.err(parent.loc_of(key), path, f"not a network: {exc}")
-            return None
-        if not isinstance(net, IPv4Network):
-            self.err(parent.loc_of(key), path, "IPv4 only")
-            return None
-        return net
-
-    def address(self, parent: LocDict, key: str, path: str) -> IPv4Address | None:
-        value = self.text(parent, key, path)
-        if not value:
-            return None
-        try:
-            addr = ip_address(value)
-        except ValueError:
-            self.err(parent.loc_of(key), path, f"{value!r} is not an IPv4 address")
-            return None
-        if not isinstance(addr, IPv4Address):
-            self.err(parent.loc_of(key), path, "IPv4 only")
-            return None
-        return addr
-
-
-# Placeholders where a value was invalid: the problem is recorded and no model is returned.
-_NULL = IPv4Address("0.0.0.0")
-_NO_NET = IPv4Network("0.0.0.0/32")
-
-
-@dataclass
-class _Registry:
-    """Province-wide uniqueness: extensions, DIDs, seat ids, addresses, host names."""
-
-    seen: dict[tuple[str, str], Loc] = field(default_factory=dict)
-
-    def claim(self, c: _Checker, kind: str, value: str, loc: Loc, path: str) -> None:
-        if not value:
-            return
-        prev = self.seen.get((kind, value))
-        if prev is not None:
-            c.err(loc, path, f"duplicate {kind} {value!r} (first at {prev})")
-        else:
-            self.seen[(kind, value)] = loc
-
-
-def _host(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str,
+def _host(c: Checker, reg: UniqueIds, parent: LocDict, key: str, path: str,
           nets: tuple[IPv4Network | None, IPv4Network | None], *, named: bool = True) -> Host:
     d = c.mapping(parent, key, path)
     if d is None:
-        return Host(key, _NULL, _NULL)
+        return Host(key, NULL_ADDRESS, NULL_ADDRESS)
     allowed = {"a", "b"} | ({"name"} if named else set())
     c.unknown_keys(d, allowed, path)
     name = c.text(d, "name", f"{path}.name", HOST_NAME, what="a host name (a-z, 0-9, -)") \
@@ -212,11 +63,11 @@ def _host(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str,
         if link not in d:
             c.err(d.loc, f"{path}.{link}", f"missing: every server needs an address on switch "
                   f"{link.upper()} (dual links)")
-            addrs.append(_NULL)
+            addrs.append(NULL_ADDRESS)
             continue
         addr = c.address(d, link, f"{path}.{link}")
         if addr is None:
-            addrs.append(_NULL)
+            addrs.append(NULL_ADDRESS)
             continue
         reg.claim(c, "address", str(addr), d.loc_of(link), f"{path}.{link}")
         if net is not None and addr not in net:
@@ -226,7 +77,7 @@ def _host(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str,
     return Host(name, addrs[0], addrs[1])
 
 
-def _networks(c: _Checker, d: LocDict, path: str
+def _networks(c: Checker, d: LocDict, path: str
               ) -> tuple[IPv4Network | None, IPv4Network | None]:
     nets = c.mapping(d, "networks", f"{path}.networks")
     if nets is None:
@@ -243,7 +94,7 @@ def _networks(c: _Checker, d: LocDict, path: str
     return a, b
 
 
-def _seats(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str, kind: SeatKind,
+def _seats(c: Checker, reg: UniqueIds, parent: LocDict, key: str, path: str, kind: SeatKind,
            home: str, owner: dict[str, str]) -> tuple[Seat, ...]:
     out = []
     items = c.seq(parent, key, path, required=False)
@@ -270,7 +121,7 @@ def _seats(c: _Checker, reg: _Registry, parent: LocDict, key: str, path: str, ki
     return tuple(out)
 
 
-def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
+def _options(c: Checker, d: LocDict | None, path: str) -> Options:
     if d is None:
         return Options()
     names = {f.name for f in fields(Options)}
@@ -301,8 +152,8 @@ def _options(c: _Checker, d: LocDict | None, path: str) -> Options:
     )
 
 
-def _failback_rule(c: _Checker, d: LocDict, path: str, default: str) -> str:
-    from pbxctl.failback import RULES
+def _failback_rule(c: Checker, d: LocDict, path: str, default: str) -> str:
+    from provisioning.failback import RULES
 
     value = c.text(d, "failback_rule", path, required=False, default=default)
     if value not in RULES:
@@ -311,9 +162,9 @@ def _failback_rule(c: _Checker, d: LocDict, path: str, default: str) -> str:
     return value
 
 
-def _failback_window(c: _Checker, d: LocDict, path: str) -> str:
-    from pbxctl.errors import InputError
-    from pbxctl.failback import Window
+def _failback_window(c: Checker, d: LocDict, path: str) -> str:
+    from pbxctl.core.errors import InputError
+    from provisioning.failback import Window
 
     value = c.text(d, "failback_window", path, required=False, default="")
     if not value:
@@ -326,7 +177,7 @@ def _failback_window(c: _Checker, d: LocDict, path: str) -> str:
         return ""
 
 
-def _timezone(c: _Checker, d: LocDict, path: str, default: str) -> str:
+def _timezone(c: Checker, d: LocDict, path: str, default: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     name = c.text(d, "timezone", path, required=False, default=default)
@@ -338,7 +189,7 @@ def _timezone(c: _Checker, d: LocDict, path: str, default: str) -> str:
     return name
 
 
-def _province(c: _Checker, reg: _Registry, root: LocDict, owner: dict[str, str]) -> Province:
+def _province(c: Checker, reg: UniqueIds, root: LocDict, owner: dict[str, str]) -> Province:
     d = c.mapping(root, "province", "province")
     if d is None:
         d = LocDict()
@@ -360,7 +211,7 @@ def _province(c: _Checker, reg: _Registry, root: LocDict, owner: dict[str, str])
         holder.loc, holder.key_locs = d.loc, d.key_locs
         cti = _host(c, reg, holder, "cti", "province.cti", nets)
     else:
-        cti = Host("cti", _NULL, _NULL)
+        cti = Host("cti", NULL_ADDRESS, NULL_ADDRESS)
     db = c.mapping(d, "db", "province.db")
     db_secret = ""
     if db is not None:
@@ -373,11 +224,11 @@ def _province(c: _Checker, reg: _Registry, root: LocDict, owner: dict[str, str])
         c.err(d.loc, "province.supervisors", "at least one supervisor seat is required")
     opts = _options(c, c.mapping(d, "options", "province.options", required=False),
                     "province.options")
-    return Province(code, name, nets[0] or _NO_NET, nets[1] or _NO_NET, pbx, cti, cti_port,
+    return Province(code, name, nets[0] or NO_NETWORK, nets[1] or NO_NETWORK, pbx, cti, cti_port,
                     db_secret, sups, opts)
 
 
-def _hours(c: _Checker, d: LocDict | None, path: str) -> BusinessHours:
+def _hours(c: Checker, d: LocDict | None, path: str) -> BusinessHours:
     if d is None:
         return BusinessHours(DAYS, "00:00", "24:00")
     c.unknown_keys(d, {"days", "open", "close", "after_hours"}, path)
@@ -400,7 +251,7 @@ def _hours(c: _Checker, d: LocDict | None, path: str) -> BusinessHours:
     return BusinessHours(tuple(days), opens, close, after)
 
 
-def _digits_list(c: _Checker, reg: _Registry, d: LocDict, key: str, path: str,
+def _digits_list(c: Checker, reg: UniqueIds, d: LocDict, key: str, path: str,
                  pattern: re.Pattern[str], what: str, kind: str) -> tuple[str, ...]:
     out = []
     items = c.seq(d, key, path)
@@ -416,7 +267,7 @@ def _digits_list(c: _Checker, reg: _Registry, d: LocDict, key: str, path: str,
     return tuple(out)
 
 
-def _prefecture(c: _Checker, reg: _Registry, d: LocDict, path: str,
+def _prefecture(c: Checker, reg: UniqueIds, d: LocDict, path: str,
                 owner: dict[str, str]) -> Prefecture:
     c.unknown_keys(d, {"code", "name", "area_codes", "dids", "networks", "pstn_gateway",
                        "gateway", "lss", "agents", "business_hours"}, path)
@@ -435,11 +286,11 @@ def _prefecture(c: _Checker, reg: _Registry, d: LocDict, path: str,
         c.err(d.loc, f"{path}.agents", "at least one agent seat is required")
     hours = _hours(c, c.mapping(d, "business_hours", f"{path}.business_hours", required=False),
                    f"{path}.business_hours")
-    return Prefecture(code, name, areas, dids, nets[0] or _NO_NET, nets[1] or _NO_NET, pstn, gw,
-                      lss, agents, hours)
+    return Prefecture(code, name, areas, dids, nets[0] or NO_NETWORK, nets[1] or NO_NETWORK,
+                      pstn, gw, lss, agents, hours)
 
 
-def _county(c: _Checker, reg: _Registry, d: LocDict, path: str, owner: dict[str, str]) -> County:
+def _county(c: Checker, reg: UniqueIds, d: LocDict, path: str, owner: dict[str, str]) -> County:
     c.unknown_keys(d, {"code", "name", "prefecture", "seats"}, path)
     code = c.text(d, "code", f"{path}.code", CODE, what="an upper-case code")
     reg.claim(c, "county code", code, d.loc_of("code"), f"{path}.code")
@@ -452,7 +303,7 @@ def _county(c: _Checker, reg: _Registry, d: LocDict, path: str, owner: dict[str,
 _LISTS = ("prefectures", "counties")
 
 
-def _collect(c: _Checker, path: Path, seen: set[Path],
+def _collect(c: Checker, path: Path, seen: set[Path],
              out: dict[str, list[tuple[LocDict, str]]], root: LocDict) -> None:
     """Prefecture and county items from ``root`` and, once each, its includes (relative to
     the including file)."""
@@ -485,8 +336,8 @@ def _collect(c: _Checker, path: Path, seen: set[Path],
 def load_inventory(path: Path) -> Inventory:
     """Load, validate and build the model; raise :class:`InventoryError` with every problem."""
     root = load_yaml(path)
-    c = _Checker()
-    reg = _Registry()
+    c = Checker()
+    reg = UniqueIds()
     owner: dict[str, str] = {}
     c.unknown_keys(root, {"version", "province", "prefectures", "counties", "include",
                           "dispatch"}, "(top)")
@@ -511,7 +362,7 @@ def load_inventory(path: Path) -> Inventory:
     return Inventory(str(path), province, prefectures, counties, dispatch)
 
 
-def _dispatch(c: _Checker, d: LocDict | None, counties: tuple[County, ...]) -> Dispatch:
+def _dispatch(c: Checker, d: LocDict | None, counties: tuple[County, ...]) -> Dispatch:
     if d is None:
         return Dispatch(groups={})
     c.unknown_keys(d, {"types", "ring_timeout", "attempts", "retry_interval"}, "dispatch")

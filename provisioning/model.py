@@ -126,9 +126,6 @@ class Site:
     prefecture: Prefecture | None = None
 
 
-ORDER_TYPES = ("repair", "billing", "outage", "meter", "other")
-
-
 @dataclass(frozen=True)
 class Dispatch:
     """Work-order dispatch: which seat group handles which order type (a type not listed
@@ -180,6 +177,14 @@ class Inventory:
         for c in self.counties:
             seats.extend(c.seats)
         return tuple(seats)
+
+    # -- pbxctl.data.orders.DispatchRules: what dispatching needs of the province ----------
+    def order_group(self, order_type: str) -> str | None:
+        return self.dispatch.groups.get(order_type)
+
+    def county_seats(self, county: str) -> list[tuple[str, str]]:
+        """(seat id, group) of a county's terminal seats; KeyError for an unknown county."""
+        return [(s.id, s.group) for s in self.county(county).seats]
 
     def counties_of(self, prefecture: str) -> tuple[County, ...]:
         return tuple(c for c in self.counties if c.prefecture == prefecture)

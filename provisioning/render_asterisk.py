@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from pbxctl.asterisk_modules import DEFAULT_MAJOR, modules_for, traits
-from pbxctl.prompts_db import WELCOME_DEFAULT
-
-from .model import PATHS, Inventory, Prefecture, Seat, Site
-from .secrets import Secrets
-from .templates import render
+from pbxctl.data.prompts import WELCOME_DEFAULT
+from pbxctl.pbx.asterisk_modules import DEFAULT_MAJOR, modules_for, traits
+from provisioning.model import PATHS, Inventory, Prefecture, Seat, Site
+from provisioning.secrets import Secrets
+from provisioning.templates import render
 
 SIP_PORT = 5060
 AMI_PORT = 5038
+AMI_USER = "pbxctl"  # the [pbxctl] section of the rendered manager.conf
 LOCAL_WELCOME = "pls-hold-while-try"  # stock prompt until the prompt catalogue lands
 
 RELOAD: dict[str, str | None] = {
@@ -136,7 +136,7 @@ MENU_TIMEOUT = 6
 def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = DEFAULT_MAJOR,
                 prompt_dir: str = DEFAULT_PROMPT_DIR) -> dict[str, RenderedFile]:
     """Every config file of ``site``, by file name. ``prompt_dir`` is where published prompts
-    live on that site's disk (see provisioning.publish)."""
+    live on that site's disk (see pbxctl.ops.publish)."""
     opts = inv.province.options
     pref: Prefecture | None = site.prefecture
     files: dict[str, str] = {}

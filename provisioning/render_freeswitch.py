@@ -15,14 +15,13 @@ from typing import Any
 
 import jinja2
 
-from pbxctl import chanvars
-from pbxctl.errors import InputError
-from pbxctl.prompts_db import WELCOME_DEFAULT
-
-from .model import PATHS, Inventory, Seat, Site
-from .render_asterisk import DEFAULT_PROMPT_DIR, SIP_PORT, RenderedFile, site_seats
-from .secrets import Secrets
-from .templates import dialplans_dir
+from pbxctl.core import chanvars
+from pbxctl.core.errors import InputError
+from pbxctl.data.prompts import WELCOME_DEFAULT
+from provisioning.model import PATHS, Inventory, Seat, Site
+from provisioning.render_asterisk import DEFAULT_PROMPT_DIR, SIP_PORT, RenderedFile, site_seats
+from provisioning.secrets import Secrets
+from provisioning.templates import dialplans_dir
 
 ESL_PORT = 8084  # our outbound ESL server on the CTI (FreeSWITCH `socket` connects to it)
 DOMAIN = "pbxctl"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import Inventory
+from provisioning.model import Inventory
 
 
 def seed_input(inv: Inventory) -> list[dict[str, Any]]:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from pbxctl.errors import InputError
-from pbxctl.fsutil import atomic_write
-
-from .model import Inventory
+from pbxctl.core.errors import InputError
+from pbxctl.core.files import atomic_write
+from provisioning.model import Inventory
 
 
 @dataclass(frozen=True)

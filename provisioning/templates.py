@@ -10,8 +10,9 @@ from typing import Any
 
 import jinja2
 
-from pbxctl import callrecords, chanvars
-from pbxctl.errors import InputError
+from pbxctl.core import chanvars
+from pbxctl.core.errors import InputError
+from pbxctl.data import callrecords
 
 # Characters that would end or start something in an Asterisk config line or dialplan
 # application argument list.

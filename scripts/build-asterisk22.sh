@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build Asterisk 22 LTS from Debian's own source package (suite sid, deb-src) into
-# $PREFIX, with exactly the module set pbxctl loads (pbxctl/asterisk_modules.py).
+# $PREFIX, with exactly the module set pbxctl loads (pbxctl/pbx/asterisk_modules.py).
 # Idempotent and cached: if $PREFIX holds the same version built with the same module list
 # and flags, nothing happens. Nothing is downloaded but from the Debian archive: pjproject
 # comes from the source package's Xpjproject component, fetch tools are masked.
@@ -31,7 +31,7 @@ run() { local what=$1; shift; printf '\n### %s\n' "$what" >>"$log"; "$@" >>"$log
 mkdir -p "$WORK"
 : >"$log"
 
-modules=$(python3 "$here/pbxctl/asterisk_modules.py" 22) || fail "read the module list"
+modules=$(python3 "$here/pbxctl/pbx/asterisk_modules.py" 22) || fail "read the module list"
 flags="--with-pjproject-bundled --with-gsm --without-sdl --localstatedir=$PREFIX/var"
 # The recipe version: bump when the way we build changes (forces a rebuild).
 recipe=2

@@ -18,12 +18,13 @@ import pytest
 from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext, Registry
-from pbxctl.ami import AmiClient
-from pbxctl.netutil import free_port
-from pbxctl.sandbox.asterisk import AsteriskInstance, default_major, find_asterisk
-from pbxctl.sandbox.postgres import PgEndpoint, PostgresCluster
-from pbxctl.store import Store, StoreConfig
-from provisioning.lab_site import GatewayParams, gateway_configs
+from pbxctl.core.net import free_port
+from pbxctl.data.store import Store, StoreConfig
+from pbxctl.lab.gateway_site import GatewayParams, gateway_configs
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance, find_asterisk
+from pbxctl.lab.sandbox.postgres import PgEndpoint, PostgresCluster
+from pbxctl.pbx.ami import AmiClient
+from pbxctl.pbx.engine import default_major
 
 
 @pytest.fixture
@@ -153,9 +154,9 @@ SiteFactory = Callable[..., AsteriskInstance]
 @pytest.fixture
 def site_factory(short_tmp: Path) -> Iterator[SiteFactory]:
     """Boot rendered sites of an inventory in sandboxes (each on its inventory addresses)."""
+    from pbxctl.lab.site import sandbox_for
     from provisioning.model import Inventory
     from provisioning.render_asterisk import RenderedFile, render_site
-    from provisioning.sandbox_site import sandbox_for
     from provisioning.secrets import Secrets
 
     started: list[AsteriskInstance] = []

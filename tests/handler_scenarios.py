@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ivr_scripts import phrases
-from pbxctl import chanvars as V
-from pbxctl.selfservice_db import latest_unpaid_bill
-from pbxctl.store import Store
+from pbxctl.core import chanvars as V
+from pbxctl.data.selfservice import latest_unpaid_bill
+from pbxctl.data.store import Store
 
 ACCOUNT = "3301010001"  # sample data: Hangzhou, county HZXS
 

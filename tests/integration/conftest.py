@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.ami import Message, Subscription
-from pbxctl.asterisk_show import contacts
-from pbxctl.procs import wait_until
-from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
-from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.core.procs import wait_until
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.pbx.ami import Message, Subscription
+from pbxctl.pbx.asterisk_show import contacts
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.secrets import Secrets, ensure_secrets, secrets_path
-
-from ..conftest import SiteFactory
+from tests.conftest import SiteFactory
 
 
 class Phones:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.asterisk_modules import AST22_PREFIX, SUPPORTED, modules_for
 from pbxctl.cli import main
+from pbxctl.pbx.asterisk_modules import AST22_PREFIX, SUPPORTED, modules_for
 
 pytestmark = pytest.mark.asterisk
 
@@ -53,7 +53,7 @@ def test_a_failed_build_names_its_step_and_leaves_no_prefix(tmp_path: Path) -> N
 
 def test_doctor_reports_both_engines_with_their_modules() -> None:
     out, err = io.StringIO(), io.StringIO()
-    code = main(["doctor", "--json"], environ={}, stdout=out, stderr=err)
+    code = main(["host", "doctor", "--json"], environ={}, stdout=out, stderr=err)
     assert code == 0, err.getvalue()
     report = json.loads(out.getvalue())
     assert report["default"] == 22
@@ -67,8 +67,8 @@ def test_doctor_reports_both_engines_with_their_modules() -> None:
 
 def test_doctor_names_the_missing_module_and_its_fix(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from pbxctl import asterisk_modules, doctor
-
+    from pbxctl.ops import doctor
+    from pbxctl.pbx import asterisk_modules
     t22 = asterisk_modules.TRAITS[22]
     fake = tmp_path / "modules"
     fake.mkdir()
@@ -80,5 +80,5 @@ def test_doctor_names_the_missing_module_and_its_fix(tmp_path: Path,
     assert rep.modules_missing == ["app_chanspy"]
     assert rep.features_broken == {"supervisor listen/whisper/barge": ["app_chanspy"]}
     out, err = io.StringIO(), io.StringIO()
-    assert main(["doctor"], environ={}, stdout=out, stderr=err) == 4
+    assert main(["host", "doctor"], environ={}, stdout=out, stderr=err) == 4
     assert "missing app_chanspy — fix: make setup" in out.getvalue()

@@ -13,16 +13,15 @@ import pytest
 from ivr_scripts.call import Call
 from ivr_scripts.calllog import CallLog
 from ivr_scripts.registry import HandlerContext, Registry
-from pbxctl import chanvars as V
-from pbxctl.ami import Message
-from pbxctl.asterisk_modules import SUPPORTED
-from pbxctl.netutil import free_port
-from pbxctl.procs import wait_until
-from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.sipp import SippProcess, SippResult, pcap, scenario_path
-from pbxctl.store import Store
-
-from ..conftest import AgiFactory, AmiOf, GatewayFactory
+from pbxctl.core import chanvars as V
+from pbxctl.core.net import free_port
+from pbxctl.core.procs import wait_until
+from pbxctl.data.store import Store
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.lab.sandbox.sipp import SippProcess, SippResult, pcap, scenario_path
+from pbxctl.pbx.ami import Message
+from pbxctl.pbx.asterisk_modules import SUPPORTED
+from tests.conftest import AgiFactory, AmiOf, GatewayFactory
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
 
@@ -53,7 +52,7 @@ def test_handler_variable_drives_the_dialplan(agi_server_factory: AgiFactory,
     call_log = CallLog(store=store)
     call_log.start()
     server = agi_server_factory(context=HandlerContext(
-        store=store, call_log=call_log, settings={"welcome_prompts": {"95598": "vm-goodbye"}}))
+        store=store, call_log=call_log, fixed_welcome={"95598": "vm-goodbye"}))
     ast, sip_port = gateway_factory(agi_port=server.address[1], major=major)
     assert ast.cli("core show version").startswith(f"Asterisk {major}.")
     result, event = call_gateway(ami_of, ast, sip_port, short_tmp / "sipp")

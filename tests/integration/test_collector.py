@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
-from pbxctl.callrecords import CALL_LOG_NAME
-from pbxctl.calls_db import call_count, list_recordings
 from pbxctl.cli import main
-from pbxctl.collector import Collector, CollectorConfig
-from pbxctl.store import Store
+from pbxctl.data.callrecords import CALL_LOG_NAME
+from pbxctl.data.calls import call_count, list_recordings
+from pbxctl.data.store import Store
+from pbxctl.services.collector import Collector, CollectorConfig
 
 pytestmark = pytest.mark.pg
 

@@ -15,18 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.callrecords import CALL_LOG_NAME
-from pbxctl.calls_db import call_count, list_recordings, reconcile, verify
-from pbxctl.collector import Collector, CollectorConfig
-from pbxctl.netutil import free_port
-from pbxctl.procs import wait_until
-from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.postgres import PostgresCluster
-from pbxctl.store import Store, StoreConfig
-from pbxctl.tts import check_audio
-
-from ..conftest import management_ami
-from .conftest import Center, connected, place_call
+from pbxctl.core.net import free_port
+from pbxctl.core.procs import wait_until
+from pbxctl.data.callrecords import CALL_LOG_NAME
+from pbxctl.data.calls import call_count, list_recordings, reconcile, verify
+from pbxctl.data.store import Store, StoreConfig
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.lab.sandbox.postgres import PostgresCluster
+from pbxctl.services.collector import Collector, CollectorConfig
+from pbxctl.services.tts import check_audio
+from tests.conftest import management_ami
+from tests.integration.conftest import Center, connected, place_call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from pbxctl.asterisk_show import contacts
 from pbxctl.cli import main
-from pbxctl.lab import LabState
-from pbxctl.netlab import NetState, asterisk_cli
-from pbxctl.procs import pid_alive, wait_until
-from pbxctl.sandbox.netns import lab_namespaces
-from pbxctl.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.core.procs import pid_alive, wait_until
+from pbxctl.lab.loopback import LabState
+from pbxctl.lab.netlab import NetState, asterisk_cli
+from pbxctl.lab.sandbox.netns import lab_namespaces
+from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.pbx.asterisk_show import contacts
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
 
@@ -98,7 +98,7 @@ def _settled(state: NetState) -> None:
 
 
 def _drill(environ: dict[str, str], *argv: str) -> dict[str, Any]:
-    code, out = _cli("drill", *argv, "--prefecture", "HZ", "--rate", "2", "--hold", "14",
+    code, out = _cli("drill", "run", *argv, "--prefecture", "HZ", "--rate", "2", "--hold", "14",
                      "--before", "6", "--outage", "8", "--json", environ=environ)
     report: dict[str, Any] = json.loads(out)
     print(json.dumps(report, indent=1))  # the numbers, in the test log

@@ -24,20 +24,19 @@ from ivr_scripts.esl import EslServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.phrases import init_system_prompts
 from ivr_scripts.registry import HandlerContext, Registry
-from pbxctl import chanvars as V
 from pbxctl.cli import main
-from pbxctl.netutil import free_port
-from pbxctl.procs import wait_until
-from pbxctl.prompts_db import published_versions, rules
-from pbxctl.sandbox.fake_freeswitch import FakeChannel, FakeEventSocket, call_outbound
-from pbxctl.selfservice_db import seed_sample_data
-from pbxctl.store import Store
-from pbxctl.tts import TtsCache
+from pbxctl.core import chanvars as V
+from pbxctl.core.net import free_port
+from pbxctl.core.procs import wait_until
+from pbxctl.data.prompts import published_versions, rules
+from pbxctl.data.selfservice import seed_sample_data
+from pbxctl.data.store import Store
+from pbxctl.ops.publish import publish
+from pbxctl.services.tts import TtsCache
 from provisioning.inventory import load_inventory
-from provisioning.publish import publish
 from provisioning.sample import seed_input
-
-from ..handler_scenarios import SCENARIOS, Scenario, contiguous
+from tests.fakes.fake_freeswitch import FakeChannel, FakeEventSocket, call_outbound
+from tests.handler_scenarios import SCENARIOS, Scenario, contiguous
 
 pytestmark = pytest.mark.pg
 
@@ -93,8 +92,7 @@ def serve(context: HandlerContext, registry: Registry | None = None
 
 
 def test_welcome_over_esl_names_a_local_prompt() -> None:
-    server, thread = serve(HandlerContext(settings={
-        "welcome_prompts": {"057195598": "hz/v3", "default": "x"}}))
+    server, thread = serve(HandlerContext(fixed_welcome={"057195598": "hz/v3", "default": "x"}))
     try:
         ch = call_outbound("127.0.0.1", server.bound_port, channel("welcome"))
     finally:
@@ -147,11 +145,11 @@ def test_status_over_freeswitch_reads_channels_through_the_inbound_event_socket(
     fs.start()
     try:
         out, err = io.StringIO(), io.StringIO()
-        code = main(["status", "--freeswitch", f"127.0.0.1:{fs.port}", "--json"],
+        code = main(["status", "show", "--freeswitch", f"127.0.0.1:{fs.port}", "--json"],
                     environ={"PBXCTL_ESL_PASSWORD": "s3cret"}, stdout=out, stderr=err)
         assert code == 0, err.getvalue()
         assert json.loads(out.getvalue())["channels"] == chans
-        code = main(["status", "--freeswitch", f"127.0.0.1:{fs.port}"],
+        code = main(["status", "show", "--freeswitch", f"127.0.0.1:{fs.port}"],
                     environ={"PBXCTL_ESL_PASSWORD": "wrong"}, stdout=out, stderr=err)
         assert code == 6 and "ESL login refused" in err.getvalue()
     finally:

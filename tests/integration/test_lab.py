@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pbxctl.cli import main
-from pbxctl.procs import pid_alive
+from pbxctl.core.procs import pid_alive
 
 pytestmark = [pytest.mark.lab, pytest.mark.asterisk, pytest.mark.pg, pytest.mark.sipp]
 

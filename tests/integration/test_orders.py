@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from pbxctl.cli import main
-from pbxctl.errors import InputError
-from pbxctl.orders_db import accept, create, dispatch, get, history, return_order
-from pbxctl.selfservice_db import seed_sample_data
-from pbxctl.store import Store, StoreConfig
+from pbxctl.core.errors import InputError
+from pbxctl.data.orders import accept, create, dispatch, get, history, return_order
+from pbxctl.data.selfservice import seed_sample_data
+from pbxctl.data.store import Store, StoreConfig
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.sample import seed_input

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pbxctl.cli import main
-from pbxctl.store import Store
-from pbxctl.tts import FORMATS
+from pbxctl.data.store import Store
+from pbxctl.services.tts import FORMATS
 
 pytestmark = pytest.mark.pg
 

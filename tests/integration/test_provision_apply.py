@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.asterisk_show import queues
 from pbxctl.cli import main
-from pbxctl.errors import CommandFailed
-from provisioning.deploy import PREV_DIR, apply_site
+from pbxctl.core.errors import CommandFailed
+from pbxctl.ops.deploy import PREV_DIR, apply_site
+from pbxctl.pbx.asterisk_show import queues
 from provisioning.expect import expected
 from provisioning.inventory import load_inventory
 from provisioning.render_asterisk import RenderedFile, render_site
 from provisioning.secrets import ensure_secrets, secrets_path
-
-from ..conftest import SiteFactory, management_ami
+from tests.conftest import SiteFactory, management_ami
 
 pytestmark = pytest.mark.asterisk
 

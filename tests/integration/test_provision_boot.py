@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.asterisk_modules import SUPPORTED
-from pbxctl.asterisk_show import dialplan, endpoints, queues
+from pbxctl.pbx.asterisk_modules import SUPPORTED
+from pbxctl.pbx.asterisk_show import dialplan, endpoints, queues
 from provisioning.expect import differences, expected
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.secrets import Secrets, ensure_secrets
-
-from ..conftest import SiteFactory
+from tests.conftest import SiteFactory
 
 pytestmark = pytest.mark.asterisk
 

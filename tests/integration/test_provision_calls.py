@@ -16,17 +16,16 @@ from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
 from ivr_scripts.routing import RoutingTable
-from pbxctl.ami import Message, Subscription
-from pbxctl.asterisk_show import contacts
-from pbxctl.procs import wait_until
-from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.sipp import SippProcess, SippResult
-from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.core.procs import wait_until
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.lab.sandbox.sipp import SippProcess, SippResult
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.pbx.ami import Message, Subscription
+from pbxctl.pbx.asterisk_show import contacts
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.secrets import ensure_secrets, secrets_path
-
-from ..conftest import SiteFactory, management_ami
+from tests.conftest import SiteFactory, management_ami
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
 
@@ -81,9 +80,9 @@ def test_gateway_reaches_fastagi_of_inventory_then_province_queue(
     inv = load_inventory(small_inventory_path)
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
     agi = FastAgiServer(registry=default_registry(),
-                        context=HandlerContext(settings={
-                            "routing": RoutingTable.from_inventory(inv),
-                            "clock": lambda: WEDNESDAY_NOON_SHANGHAI}),  # HZ is open
+                        context=HandlerContext(
+                            routing=RoutingTable.from_inventory(inv),
+                            clock=lambda: WEDNESDAY_NOON_SHANGHAI),  # HZ is open
                         config=AgiServerConfig(host=str(inv.province.cti.a),
                                                port=inv.province.cti_port))
     agi.start()

@@ -13,9 +13,8 @@ from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
 from ivr_scripts.routing import RoutingTable
-
-from ..conftest import management_ami
-from .conftest import Center, connected, place_call
+from tests.conftest import management_ami
+from tests.integration.conftest import Center, connected, place_call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
 
@@ -28,9 +27,9 @@ def cti(center: Center) -> Iterator[Callable[[datetime], FastAgiServer]]:
     servers: list[FastAgiServer] = []
 
     def start(now: datetime) -> FastAgiServer:
-        settings = {"routing": RoutingTable.from_inventory(center.inv), "clock": lambda: now}
-        server = FastAgiServer(registry=default_registry(),
-                               context=HandlerContext(settings=settings),
+        context = HandlerContext(routing=RoutingTable.from_inventory(center.inv),
+                                 clock=lambda: now)
+        server = FastAgiServer(registry=default_registry(), context=context,
                                config=AgiServerConfig(host=str(center.inv.province.cti.a),
                                                       port=center.inv.province.cti_port))
         server.start()

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.ami import AmiClient
-from pbxctl.errors import PortInUseError, ServiceStartError
-from pbxctl.procs import pid_alive
-from pbxctl.sandbox.asterisk import AsteriskInstance, default_major
+from pbxctl.core.errors import PortInUseError, ServiceStartError
+from pbxctl.core.procs import pid_alive
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.pbx.ami import AmiClient
+from pbxctl.pbx.engine import default_major
 
 pytestmark = pytest.mark.asterisk
 

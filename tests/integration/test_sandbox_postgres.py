@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.errors import PortInUseError, ServiceStartError, StoreUnavailable
-from pbxctl.sandbox.postgres import PostgresCluster
-from pbxctl.store import Store, StoreConfig
+from pbxctl.core.errors import PortInUseError, ServiceStartError, StoreUnavailable
+from pbxctl.data.store import Store, StoreConfig
+from pbxctl.lab.sandbox.postgres import PostgresCluster
 
 pytestmark = pytest.mark.pg
 

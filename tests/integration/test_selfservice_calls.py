@@ -19,25 +19,24 @@ from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext
 from ivr_scripts.routing import RoutingTable
-from pbxctl import chanvars as V
-from pbxctl.ami import Message
-from pbxctl.netutil import free_port
-from pbxctl.prompts_db import published_versions, rules
-from pbxctl.sandbox.asterisk import AsteriskInstance
-from pbxctl.sandbox.relay import CountingRelay
-from pbxctl.sandbox.sipp import SippProcess, SippResult
-from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
-from pbxctl.selfservice_db import seed_sample_data
-from pbxctl.store import Store
-from pbxctl.tts import TtsCache, check_audio
+from pbxctl.core import chanvars as V
+from pbxctl.core.net import free_port
+from pbxctl.data.prompts import published_versions, rules
+from pbxctl.data.selfservice import seed_sample_data
+from pbxctl.data.store import Store
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance
+from pbxctl.lab.sandbox.relay import CountingRelay
+from pbxctl.lab.sandbox.sipp import SippProcess, SippResult
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.ops.publish import prompt_dir, publish
+from pbxctl.pbx.ami import Message
+from pbxctl.services.tts import TtsCache, check_audio
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
-from provisioning.publish import prompt_dir, publish
 from provisioning.sample import seed_input
 from provisioning.secrets import ensure_secrets, secrets_path
-
-from ..conftest import SiteFactory, management_ami
-from ..handler_scenarios import SCENARIOS, Scenario, contiguous
+from tests.conftest import SiteFactory, management_ami
+from tests.handler_scenarios import SCENARIOS, Scenario, contiguous
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 
@@ -107,9 +106,10 @@ def stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_db: Store
     catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
     assert catalog.prime()  # as `pbxctl agi serve` does at start
     agi = FastAgiServer(registry=default_registry(),
-                        context=HandlerContext(store=fresh_db, catalog=catalog, settings={
-                            "routing": RoutingTable.from_inventory(inv),
-                            "clock": lambda: WEDNESDAY_NOON_SHANGHAI}),
+                        context=HandlerContext(
+                            store=fresh_db, catalog=catalog,
+                            routing=RoutingTable.from_inventory(inv),
+                            clock=lambda: WEDNESDAY_NOON_SHANGHAI),
                         config=AgiServerConfig(host=str(inv.province.cti.a),
                                                port=inv.province.cti_port))
     agi.start()
@@ -189,9 +189,10 @@ def relayed_stack(small_inventory_path: Path, site_factory: SiteFactory, fresh_d
     catalog = PromptCatalog(load=lambda: (rules(fresh_db), published_versions(fresh_db)))
     catalog.prime()
     agi = FastAgiServer(registry=default_registry(),
-                        context=HandlerContext(store=fresh_db, catalog=catalog, settings={
-                            "routing": RoutingTable.from_inventory(inv),
-                            "clock": lambda: WEDNESDAY_NOON_SHANGHAI}),
+                        context=HandlerContext(
+                            store=fresh_db, catalog=catalog,
+                            routing=RoutingTable.from_inventory(inv),
+                            clock=lambda: WEDNESDAY_NOON_SHANGHAI),
                         config=AgiServerConfig(host="127.0.0.1", port=free_port()))
     agi.start()
     relay = CountingRelay(listen=(str(inv.province.cti.a), inv.province.cti_port),

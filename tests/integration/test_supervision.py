@@ -12,18 +12,17 @@ from typing import Any
 import pytest
 
 from pbxctl.cli import main
-from pbxctl.monitor import AmiTarget, ResilientAmi
-from pbxctl.procs import wait_until
-
-from ..conftest import management_ami
-from .conftest import Center, connected, place_call
+from pbxctl.core.procs import wait_until
+from pbxctl.pbx.monitor import AmiTarget, ResilientAmi
+from tests.conftest import management_ami
+from tests.integration.conftest import Center, connected, place_call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
 
 
 def _status(inventory: Path, *extra: str) -> tuple[int, list[dict[str, Any]], str]:
     out, err = io.StringIO(), io.StringIO()
-    code = main(["status", "--inventory", str(inventory), "--json", *extra], environ={},
+    code = main(["status", "show", "--inventory", str(inventory), "--json", *extra], environ={},
                 stdout=out, stderr=err)
     return code, json.loads(out.getvalue().splitlines()[-1]) if out.getvalue() else [], \
         err.getvalue()

@@ -19,20 +19,19 @@ from ivr_scripts.handlers import default_registry
 from ivr_scripts.phrases import init_system_prompts
 from ivr_scripts.registry import HandlerContext
 from ivr_scripts.routing import RoutingTable
-from pbxctl.ami import AmiClient
-from pbxctl.calls_db import list_recordings
-from pbxctl.dispatcher import Dispatcher
-from pbxctl.orders_db import create, dispatch, get, history
-from pbxctl.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
-from pbxctl.selfservice_db import seed_sample_data
-from pbxctl.store import Store
-from pbxctl.tts import TtsCache
-from provisioning.publish import prompt_dir, publish
+from pbxctl.data.calls import list_recordings
+from pbxctl.data.orders import create, dispatch, get, history
+from pbxctl.data.selfservice import seed_sample_data
+from pbxctl.data.store import Store
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.ops.publish import prompt_dir, publish
+from pbxctl.pbx.ami import AmiClient
+from pbxctl.services.order_notifier import OrderNotifier
+from pbxctl.services.tts import TtsCache
 from provisioning.sample import seed_input
-
-from ..conftest import management_ami
-from .conftest import Center, connected, place_call
-from .test_contact_center import collect_all
+from tests.conftest import management_ami
+from tests.integration.conftest import Center, connected, place_call
+from tests.integration.test_contact_center import collect_all
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 
@@ -45,7 +44,7 @@ class Desk:
     center: Center
     store: Store
     ami: AmiClient
-    dispatcher: Dispatcher
+    dispatcher: OrderNotifier
 
 
 @pytest.fixture
@@ -56,15 +55,14 @@ def desk(center: Center, fresh_db: Store, tts_cache_dir: Path, short_tmp: Path
     init_system_prompts(fresh_db)
     cache = TtsCache(root=tts_cache_dir)
     publish(fresh_db, inv, short_tmp, cache=cache, sites=[inv.site("zj-pbx")])
-    settings = {"routing": RoutingTable.from_inventory(inv), "inventory": inv,
-                "clock": lambda: WEDNESDAY_NOON_SHANGHAI}
-    cti = FastAgiServer(registry=default_registry(),
-                        context=HandlerContext(store=fresh_db, settings=settings),
+    context = HandlerContext(store=fresh_db, routing=RoutingTable.from_inventory(inv),
+                             inventory=inv, clock=lambda: WEDNESDAY_NOON_SHANGHAI)
+    cti = FastAgiServer(registry=default_registry(), context=context,
                         config=AgiServerConfig(host=str(inv.province.cti.a),
                                                port=inv.province.cti_port))
     cti.start()
     ami = management_ami(center.province, str(inv.province.cti.a))
-    disp = Dispatcher(store=fresh_db, inv=inv, ami=ami,
+    disp = OrderNotifier(store=fresh_db, inv=inv, ami=ami,
                       prompt_dir=prompt_dir(short_tmp, "zj-pbx"), tts=cache)
     try:
         yield Desk(center, fresh_db, ami, disp)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pbxctl.cli import main
-from pbxctl.errors import LabStateError, MissingDependencyError, PortInUseError
-from pbxctl.netutil import require_free, require_loopback
-from pbxctl.procs import require_binary
+from pbxctl.core.errors import LabStateError, MissingDependencyError, PortInUseError
+from pbxctl.core.net import require_free, require_loopback
+from pbxctl.core.procs import require_binary
 
 
 def run(*argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -20,7 +20,7 @@ def run(*argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, st
 
 
 def test_version() -> None:
-    code, out, _ = run("version")
+    code, out, _ = run("host", "version")
     assert code == 0 and out.startswith("pbxctl ")
 
 
@@ -81,29 +81,91 @@ def test_occupied_port_is_reported() -> None:
 
 
 def test_sandbox_refuses_non_loopback() -> None:
-    from pbxctl.errors import InputError
+    from pbxctl.core.errors import InputError
 
     with pytest.raises(InputError, match="not a loopback"):
         require_loopback("10.0.0.1")
 
 
 def test_a_drill_without_a_namespace_lab_says_how_to_start_one(tmp_path: Path) -> None:
-    code, _, err = run("drill", "wan-cut", "--prefecture", "HZ",
+    code, _, err = run("drill", "run", "wan-cut", "--prefecture", "HZ",
                        environ={"PBXCTL_LAB_DIR": str(tmp_path / "nolab")})
     assert code == 2
     assert "no namespace lab in" in err and "pbxctl lab up --inventory" in err
 
 
 def test_uplink_and_drill_refuse_bad_arguments() -> None:
-    code, _, err = run("uplink", "--ports", "etha")
+    code, _, err = run("uplink", "run", "--ports", "etha")
     assert code == 2 and "primary and at least one backup" in err
-    code, _, err = run("drill", "meteor", "--prefecture", "HZ")
+    code, _, err = run("drill", "run", "meteor", "--prefecture", "HZ")
     assert code == 2  # argparse: not one of the faults
 
 
 def test_survive_checks_its_arguments_before_connecting() -> None:
     # Nothing is contacted: the bad argument is refused first.
-    code, _, err = run("survive", "--ami-host", "127.0.0.1", "--cti", "nocolon")
+    code, _, err = run("survive", "run", "--ami-host", "127.0.0.1", "--cti", "nocolon")
     assert code == 2 and "--cti 'nocolon': expected HOST:PORT" in err
-    code, _, err = run("survive", "--ami-host", "127.0.0.1", "--failback-window", "2-5")
-    assert code == 3 and "--failback-window: '2-5' is not HH:MM-HH:MM" in err
+    code, _, err = run("survive", "run", "--ami-host", "127.0.0.1", "--failback-window", "2-5")
+    assert code == 3 and "failback window: '2-5' is not HH:MM-HH:MM" in err
+
+
+# -- `pbxctl <noun> <verb>` and the old spellings ------------------------------------------------
+# Each old spelling must still reach the same command and say, once, on stderr, what replaces
+# it. The commands are chosen so that they fail fast without a PBX (the same exit code as the
+# new spelling proves the same command ran).
+ALIAS_CASES = [
+    (("version",), ("host", "version"), 0),
+    (("doctor", "--json"), ("host", "doctor", "--json"), None),
+    (("tts", "hi", "-o", "/nonexistent-dir/x.xyz"), ("tts", "say", "hi", "-o",
+                                                      "/nonexistent-dir/x.xyz"), None),
+    (("status", "--freeswitch", "nocolon"), ("status", "show", "--freeswitch", "nocolon"), 2),
+    (("drill", "wan-cut", "--prefecture", "HZ"), ("drill", "run", "wan-cut", "--prefecture",
+                                                   "HZ"), 2),
+    (("uplink", "--ports", "etha"), ("uplink", "run", "--ports", "etha"), 2),
+    (("survive", "--ami-host", "127.0.0.1", "--cti", "x"),
+     ("survive", "run", "--ami-host", "127.0.0.1", "--cti", "x"), 2),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "code"), ALIAS_CASES, ids=[c[0][0] for c in ALIAS_CASES])
+def test_old_spelling_still_works_and_says_it_is_deprecated(
+        tmp_path: Path, old: tuple[str, ...], new: tuple[str, ...], code: int | None) -> None:
+    environ = {"PBXCTL_LAB_DIR": str(tmp_path / "nolab")}
+    old_code, old_out, old_err = run(*old, environ=environ)
+    new_code, new_out, new_err = run(*new, environ=environ)
+    notice = f"`pbxctl {old[0]}` is deprecated"
+    assert old_err.count(notice) == 1 and f"use `pbxctl {new[0]} {new[1]}`" in old_err
+    assert notice not in new_err and "deprecated" not in new_err
+    assert old_code == new_code and old_out == new_out
+    if code is not None:
+        assert old_code == code, old_err
+
+
+def test_every_noun_lists_its_verbs_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:
+    from pbxctl.cli.app import build_parser
+
+    parser = build_parser()
+    nouns = next(a for a in parser._actions if a.dest == "noun").choices
+    assert isinstance(nouns, dict)
+    assert set(nouns) >= {"lab", "agi", "esl", "db", "provision", "prompts", "tts", "status",
+                          "calls", "recordings", "orders", "survive", "uplink", "drill", "host"}
+    for noun, sub in nouns.items():
+        assert run(noun, "--help")[0] == 0
+        text = capsys.readouterr().out
+        verbs = next(a for a in sub._actions if a.dest == "verb").choices
+        assert isinstance(verbs, dict) and verbs, noun
+        for verb in verbs:
+            assert any(line.strip().startswith(verb + " ") for line in text.splitlines()), \
+                (noun, verb, text)
+
+
+def test_readme_and_docs_use_only_the_new_spellings() -> None:
+    import re
+
+    root = Path(__file__).parents[2]
+    old = re.compile(r"pbxctl (tts|status|drill|survive|uplink|doctor|version)\b(?! "
+                     r"(say|show|watch|run|doctor|version)\b)")
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md")),
+             *sorted((root / "contrib" / "systemd").glob("*.service"))]
+    found = [f"{p.name}: {m.group(0)}" for p in texts for m in old.finditer(p.read_text())]
+    assert not found, found

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pbxctl.drill import CALLER_PREFIX, DrillPlan, Timeline, build_report, targets
-from pbxctl.netlab import NetState
+from pbxctl.lab.drill import CALLER_PREFIX, DrillPlan, Timeline, build_report, targets
+from pbxctl.lab.netlab import NetState
 
 T0 = 1_800_000_000.0
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pbxctl.errors import InputError
-from pbxctl.failback import Window, count_lss_calls, make_gate
+from pbxctl.core.errors import InputError
+from provisioning.failback import Window, count_lss_calls, make_gate
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -19,7 +19,7 @@ from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.health import check
 from ivr_scripts.registry import HandlerContext, Registry
-from pbxctl.netutil import free_port
+from pbxctl.core.net import free_port
 
 ENV_OK = b"agi_network: yes\nagi_network_script: welcome\nagi_uniqueid: 1.1\nagi_dnid: 95598\n"
 
@@ -27,7 +27,7 @@ ENV_OK = b"agi_network: yes\nagi_network_script: welcome\nagi_uniqueid: 1.1\nagi
 @pytest.fixture(scope="module")
 def server() -> Iterator[FastAgiServer]:
     srv = FastAgiServer(registry=default_registry(),
-                        context=HandlerContext(settings={"welcome_prompts": {"default": "x"}}),
+                        context=HandlerContext(fixed_welcome={"default": "x"}),
                         config=AgiServerConfig(port=free_port(), env_timeout=0.3,
                                                read_timeout=0.3))
     srv.start()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pbxctl.cli import main
-from provisioning.inventory import InventoryError, load_inventory
+from provisioning.checks import InventoryError
+from provisioning.inventory import load_inventory
 
 
 def _variant(src: Path, old: str, new: str) -> Path:

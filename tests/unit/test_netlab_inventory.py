@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pbxctl.netlab import copy_inventory, drop_business_hours
+from pbxctl.lab.netlab import copy_inventory, drop_business_hours
 from provisioning.inventory import load_inventory
 
 SMALL = Path(__file__).parents[1] / "data" / "small"

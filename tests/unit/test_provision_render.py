@@ -9,8 +9,7 @@ import pytest
 from provisioning.inventory import load_inventory
 from provisioning.render_asterisk import render_all
 from provisioning.secrets import ensure_secrets, secrets_path
-
-from ..golden_files import assert_golden
+from tests.golden_files import assert_golden
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "asterisk"
 ROLES = ("zj-pbx", "hz-gw", "hz-lss")  # province, gateway, survivable server
@@ -67,7 +66,7 @@ def test_secrets_generated_once_with_mode_0600(tmp_path: Path, small_inventory_p
 
 
 def test_world_readable_secrets_refused(small_inventory_path: Path) -> None:
-    from pbxctl.errors import InputError
+    from pbxctl.core.errors import InputError
 
     path = secrets_path(small_inventory_path)
     path.chmod(0o644)

@@ -6,9 +6,9 @@ import pytest
 from ivr_scripts.call import Call
 from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext, Registry, UnknownRoute, route_of
-from pbxctl import chanvars
-from pbxctl.errors import InputError
-from provisioning.lab_site import GatewayParams, gateway_configs
+from pbxctl.core import chanvars
+from pbxctl.core.errors import InputError
+from pbxctl.lab.gateway_site import GatewayParams, gateway_configs
 from provisioning.templates import conf_value, render
 
 
@@ -63,7 +63,7 @@ def test_hostile_agi_host_is_not_rendered() -> None:
 
 
 def test_contacts_parser_reads_status_per_aor() -> None:
-    from pbxctl.asterisk_show import contacts
+    from pbxctl.pbx.asterisk_show import contacts
 
     out = ("  Contact:  <Aor/ContactUri.......................> <Hash....> <Status> <RTT(ms)..>\n"
            "=====================================================================================\n"

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.errors import InputError
+from pbxctl.core.errors import InputError
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.render_freeswitch import render_all
 from provisioning.secrets import Secrets, ensure_secrets, secrets_path
-
-from ..golden_files import assert_golden
+from tests.golden_files import assert_golden
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "freeswitch"
 ROLES = ("zj-pbx", "hz-gw", "hz-lss")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr_scripts.routing import RoutingTable
-from pbxctl.errors import InputError
+from pbxctl.core.errors import InputError
 from provisioning.inventory import load_inventory
 
 SMALL = Path(__file__).parents[1] / "data" / "small" / "province.yaml"

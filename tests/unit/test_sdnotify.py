@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pbxctl.netutil import free_port
+from pbxctl.core.net import free_port
 
 
 def test_ready_and_watchdog_fed_by_self_check(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ hold-down, and a flapping WAN causing one switch, not one per flap."""
 
 from __future__ import annotations
 
-from pbxctl.survivability import ModeMachine
+from pbxctl.services.survivability import ModeMachine
 
 
 def test_failover_is_immediate_and_needs_every_path_gone() -> None:
@@ -43,7 +43,7 @@ def test_flapping_links_cause_a_bounded_number_of_switches() -> None:
 
 
 def test_the_cti_is_bypassed_after_failures_in_a_row_and_trusted_after_successes() -> None:
-    from pbxctl.survivability import HealthTracker
+    from pbxctl.services.survivability import HealthTracker
 
     t = HealthTracker(failures=2, successes=2)
     assert t.observe(False) is None  # one slow ping is not a hung server

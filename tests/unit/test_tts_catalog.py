@@ -11,11 +11,12 @@ import pytest
 
 from ivr_scripts import phrases
 from ivr_scripts.catalog import PromptCatalog, Snapshot, choose_welcome
-from pbxctl.errors import StoreUnavailable
-from pbxctl.prompts_db import Rule
-from pbxctl.sandbox.sipp import PCAP_DIR
-from pbxctl.sandbox.sipp_scenarios import dtmf_scenario
-from pbxctl.tts import TtsCache, TtsError, TtsRequest, check_audio, money_words, speakable
+from pbxctl.core.errors import StoreUnavailable
+from pbxctl.core.words import money_words, speakable
+from pbxctl.data.prompts import Rule
+from pbxctl.lab.sandbox.sipp import PCAP_DIR
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario
+from pbxctl.services.tts import TtsCache, TtsError, TtsRequest, check_audio
 
 
 @pytest.mark.parametrize(("amount", "words"), [

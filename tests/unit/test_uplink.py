@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pbxctl.uplink import choose, parse_link_line
+from pbxctl.services.uplink import choose, parse_link_line
 
 
 def test_primary_wins_whenever_it_has_carrier() -> None:

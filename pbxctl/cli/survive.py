@@ -1,0 +1,141 @@
+"""`pbxctl survive run`: the survivability watcher of one prefecture gateway (runs beside it).
+
+Settings from the ``survive`` section of the config file (command line > PBXCTL_SURVIVE_* >
+config file > defaults); the AMI secret only from the config's secrets (``survive.ami_secret``)
+or the environment (PBXCTL_SURVIVE_AMI_SECRET, formerly PBXCTL_AMI_SECRET) — never argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+from pbxctl.cli.env import Env, Verbs, config_arg, config_of, daemon_logging, verbs
+from pbxctl.core.config import Option, resolve
+from pbxctl.core.errors import CommandFailed, UsageError
+
+if TYPE_CHECKING:
+    from pbxctl.pbx.ami import AmiClient
+    from pbxctl.services.survivability import HealthTracker
+    from provisioning.failback import Gate
+
+OPTIONS = (
+    Option("ami_host", str, ""), Option("ami_port", int, 5038), Option("ami_user", str, "pbxctl"),
+    Option("ami_source", str, ""), Option("ami_secret", str, "", secret=True),
+    Option("hold_down", float, 30.0), Option("failback_rule", str, "hold-down"),
+    Option("failback_window", str, ""), Option("timezone", str, "Asia/Shanghai"),
+    Option("cti", list, []), Option("probe_interval", float, 1.0),
+    Option("probe_timeout", float, 1.0), Option("probe_failures", int, 2))
+
+
+def settings(args: argparse.Namespace, env: Env) -> SimpleNamespace:
+    """Every setting checked before anything connects or starts."""
+    cli = {k: v for k, v in vars(args).items() if k != "ami_secret"}
+    got = SimpleNamespace(**resolve("survive", OPTIONS, cli=cli, environ=env.environ,
+                                    config=config_of(args, env)))
+    if not got.ami_host:
+        raise UsageError("no gateway AMI address",
+                         hint="pass --ami-host or set survive.ami_host in the config file")
+    if got.failback_rule not in ("hold-down", "lss-idle"):
+        raise UsageError(f"failback rule {got.failback_rule!r}: hold-down or lss-idle")
+    got.targets = [_host_port(str(t)) for t in got.cti]
+    return got
+
+
+def cmd_survive(args: argparse.Namespace, env: Env) -> int:
+    from pbxctl.pbx.ami import AmiClient
+    from pbxctl.services.survivability import HealthTracker, ModeMachine, watch
+
+    s = settings(args, env)
+    daemon_logging()
+    client = AmiClient(host=s.ami_host, port=s.ami_port, username=s.ami_user,
+                       secret=s.ami_secret, source=s.ami_source or None)
+    machine = ModeMachine(hold_down=s.hold_down, gate=_failback_gate(s, client))
+    tracker = HealthTracker(failures=s.probe_failures, successes=s.probe_failures)
+    client.connect()
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    probe_error: list[BaseException] = []
+    probe = _start_probe(s, client, tracker, stop, probe_error) if s.targets else None
+    try:
+        watch(client, machine, stop=stop,
+              on_switch=lambda sw: env.out.print(f"mode {sw.to}: {sw.reason}"))
+    finally:
+        stop.set()
+        if probe is not None:
+            probe.join(timeout=s.probe_timeout + 5)
+        client.close()
+    if probe_error:
+        raise CommandFailed(f"CTI probe stopped: {probe_error[0]!r}",
+                            hint="the supervisor (systemd) restarts the watcher")
+    return 0
+
+
+def _start_probe(s: SimpleNamespace, client: AmiClient, tracker: HealthTracker,
+                 stop: threading.Event, errors: list[BaseException]) -> threading.Thread:
+    from ivr_scripts.health import check
+    from pbxctl.services.survivability import probe_cti
+
+    def run_probe() -> None:
+        try:
+            probe_cti(client, s.targets, check=check, stop=stop, tracker=tracker,
+                      interval=s.probe_interval, timeout=s.probe_timeout)
+        except BaseException as exc:  # the watcher must not go on half-blind
+            errors.append(exc)
+            stop.set()
+            raise
+
+    probe = threading.Thread(target=run_probe, daemon=True)
+    probe.start()
+    return probe
+
+
+def _failback_gate(s: SimpleNamespace, client: AmiClient) -> Gate | None:
+    from provisioning.failback import Window, count_lss_calls, make_gate
+
+    window = Window.parse(s.failback_window, where="failback window") \
+        if s.failback_window else None
+    return make_gate(rule=s.failback_rule, window=window, timezone=s.timezone,
+                     lss_calls=lambda: count_lss_calls(
+                         "\n".join(client.command("core show channels concise"))))
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--cti {text!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def register(nouns: Verbs) -> None:
+    survive = verbs(nouns, "survive", "survivable mode of a prefecture gateway")
+    sv = survive.add_parser("run", help="switch a gateway to its LSS when the province is "
+                                        "gone, back after a hold-down (AMI watcher)")
+    config_arg(sv)
+    sv.add_argument("--ami-host", help="the gateway's manager address")
+    sv.add_argument("--ami-port", type=int, help="default 5038")
+    sv.add_argument("--ami-user", help="default pbxctl")
+    sv.add_argument("--ami-source", help="local address to connect from")
+    sv.add_argument("--hold-down", type=float,
+                    help="seconds the province must stay reachable before failback "
+                         "(default 30; inventory: options.failback_hold_down)")
+    sv.add_argument("--failback-rule", choices=("hold-down", "lss-idle"),
+                    help="lss-idle: also wait until the LSS carries no call "
+                         "(inventory: options.failback_rule)")
+    sv.add_argument("--failback-window", metavar="HH:MM-HH:MM",
+                    help="fail back only within this local-time window "
+                         "(inventory: options.failback_window)")
+    sv.add_argument("--timezone", help="the province's time zone, for the window")
+    sv.add_argument("--cti", action="append", metavar="HOST:PORT",
+                    help="the province CTI's FastAGI, once per path: probe it (AGI ping) and "
+                         "bypass it while it does not answer")
+    sv.add_argument("--probe-interval", type=float, help="default 1 s")
+    sv.add_argument("--probe-timeout", type=float,
+                    help="seconds a ping may take before it counts as failed (default 1)")
+    sv.add_argument("--probe-failures", type=int,
+                    help="failed (and then good) probes in a row before switching (default 2)")
+    sv.set_defaults(func=cmd_survive)

@@ -1,0 +1,90 @@
+"""YAML that remembers where each value came from, so errors can name file and line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pbxctl.core.errors import InputError
+
+
+@dataclass(frozen=True)
+class Loc:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class LocDict(dict[str, Any]):
+    """A mapping whose keys and values know their source line."""
+
+    loc: Loc
+    key_locs: dict[str, Loc]
+
+    def loc_of(self, key: str) -> Loc:
+        return self.key_locs.get(key, self.loc)
+
+
+class LocList(list[Any]):
+    loc: Loc
+    item_locs: list[Loc]
+
+    def loc_of(self, index: int) -> Loc:
+        return self.item_locs[index] if index < len(self.item_locs) else self.loc
+
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _build(node: yaml.Node, file: str, loader: Any) -> Any:
+    loc = Loc(file, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out = LocDict()
+        out.loc, out.key_locs = loc, {}
+        for key_node, value_node in node.value:
+            key = _build(key_node, file, loader)
+            if not isinstance(key, str):
+                key = str(key)
+            if key in out:
+                where = Loc(file, key_node.start_mark.line + 1)
+                raise InputError(f"{where}: duplicate key {key!r}")
+            out[key] = _build(value_node, file, loader)
+            out.key_locs[key] = Loc(file, key_node.start_mark.line + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        seq = LocList(_build(item, file, loader) for item in node.value)
+        seq.loc = loc
+        seq.item_locs = [Loc(file, item.start_mark.line + 1) for item in node.value]
+        return seq
+    assert isinstance(node, yaml.ScalarNode)
+    # Scalars keep YAML's own typing (int, bool, str); the validator decides what it accepts.
+    return loader.construct_object(node, deep=True)
+
+
+def load_yaml(path: Path) -> LocDict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise InputError(f"{path}:1: empty file")
+        data = _build(node, str(path), loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 0
+        raise InputError(f"{path}:{line}: YAML syntax error: {exc.problem}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, LocDict):
+        raise InputError(f"{path}:1: top level must be a mapping")
+    return data

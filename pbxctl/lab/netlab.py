@@ -1,0 +1,271 @@
+"""A province in network namespaces: every site on its own node, dual-homed to two switches.
+
+`pbxctl lab up --netns --inventory …` builds it from an inventory: the province PBX (its
+node also holds the CTI addresses), and per prefecture the gateway, the local survivable
+server (LSS) and the PSTN media gateway (the node drills place calls from). Every node runs
+``pbxctl uplink`` (active-backup between its two links); every gateway runs ``pbxctl
+survive`` (survivable mode with failback hold-down). All of it is recorded in the lab
+state so ``lab down`` stops each process and deletes each namespace.
+
+The lab works on a copy of the inventory in its own directory. Loopback addresses cannot
+leave ``lo``, so in that copy 127.x.y.z becomes 10.x.y.z: namespaces the lab creates own
+those addresses, nothing is routed off the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets as pysecrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pbxctl.core.errors import ServiceStartError, UsageError
+from pbxctl.core.procs import pid_alive, spawn, stop_pid, tail, wait_until
+from pbxctl.lab.sandbox.asterisk import find_asterisk, stop_by_pid
+from pbxctl.lab.sandbox.netns import NetLab, lab_namespaces
+from pbxctl.lab.site import sandbox_for
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory, Prefecture
+from provisioning.render_asterisk import render_site
+from provisioning.secrets import ensure_secrets, secrets_path
+
+Progress = Callable[[str], None]
+_LOOPBACK = re.compile(r"(?<![\d.])127\.(\d{1,3}\.\d{1,3}\.\d{1,3})")
+
+
+@dataclass
+class NetState:
+    """What a namespace lab runs (saved inside lab.json under "netns")."""
+
+    tag: str
+    inventory: str  # the lab's own copy
+    prefectures: list[str]
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # node → a, b, ns, links
+    sites: dict[str, dict[str, Any]] = field(default_factory=dict)  # site → node, pid, conf, ami
+    uplinks: dict[str, dict[str, Any]] = field(default_factory=dict)  # node → pid, log
+    watchers: dict[str, dict[str, Any]] = field(default_factory=dict)  # gateway → pid, log
+    cti: dict[str, Any] = field(default_factory=dict)  # the province's FastAGI server
+    hold_down: float = 30.0
+    asterisk: str = ""  # the binary every site runs
+
+    def pids(self) -> list[int]:
+        procs = [*self.sites.values(), *self.uplinks.values(), *self.watchers.values(),
+                 self.cti]
+        return [p["pid"] for p in procs if p.get("pid")]
+
+    def ns(self, node: str) -> str:
+        return str(self.nodes[node]["ns"])
+
+
+def drop_business_hours(text: str) -> str:
+    """YAML text without any ``business_hours`` entry (flow or block style)."""
+    out: list[str] = []
+    skip_deeper: int | None = None
+    for line in text.splitlines(keepends=True):
+        indent = len(line) - len(line.lstrip(" "))
+        if skip_deeper is not None:
+            if line.strip() and indent > skip_deeper:
+                continue
+            skip_deeper = None
+        m = re.match(r"^(\s*)business_hours:\s*(.*)$", line.rstrip("\n"))
+        if m:
+            if not m.group(2).strip() or m.group(2).strip().startswith("#"):
+                skip_deeper = len(m.group(1))
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def copy_inventory(src: Path, dest_dir: Path, *, always_open: bool = False) -> Path:
+    """The inventory (and its secrets) copied into the lab, loopback addresses → 10/8;
+    ``always_open``: without business hours (drills measure the network at any hour)."""
+    if not src.is_file():
+        raise UsageError(f"{src}: no such inventory file")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for path in src.parent.rglob("*.yaml"):
+        rel = path.relative_to(src.parent)
+        out = dest_dir / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = _LOOPBACK.sub(r"10.\1", path.read_text())
+        out.write_text(drop_business_hours(text) if always_open else text)
+        if path.name.endswith(".secrets.yaml"):
+            os.chmod(out, 0o600)
+    return dest_dir / src.name
+
+
+def node_names(code: str) -> dict[str, str]:
+    """The lab's nodes of one prefecture (by its code)."""
+    code = code.lower()
+    return {"gateway": f"{code}gw", "lss": f"{code}lss", "pstn": f"{code}pstn"}
+
+
+def build_network(inv: Inventory, prefectures: list[Prefecture], tag: str) -> NetLab:
+    prov = inv.province
+    net = NetLab(tag=tag)
+    for sw in ("a", "b"):
+        nets = [getattr(prov, f"network_{sw}")]
+        nets += [getattr(p, f"network_{sw}") for p in prefectures]
+        net.add_switch(sw, nets)
+    net.add_node("pbx", {sw: [prov.pbx.addr(sw), prov.cti.addr(sw)] for sw in ("a", "b")})
+    for p in prefectures:
+        names = node_names(p.code)
+        net.add_node(names["gateway"], {sw: [p.gateway.addr(sw)] for sw in ("a", "b")})
+        net.add_node(names["lss"], {sw: [p.lss.addr(sw)] for sw in ("a", "b")})
+        net.add_node(names["pstn"], {sw: [p.pstn_gateway.addr(sw)] for sw in ("a", "b")})
+    return net
+
+
+def _start_logged(argv: list[str], log: Path, marker: str, what: str,
+                  env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = spawn(argv, log_path=log, env=env)
+    try:
+        wait_until(lambda: marker in log.read_text(errors="replace") or proc.poll() is not None,
+                   timeout=30, what=what)
+    except BaseException:
+        stop_pid(proc.pid)
+        raise
+    if proc.poll() is not None:
+        raise ServiceStartError(f"{what}: exited", hint=f"see {log}", detail=tail(log))
+    return {"pid": proc.pid, "log": str(log)}
+
+
+def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable[[], None],
+              state_box: dict[str, Any], prefectures: list[str] | None = None,
+              major: int | None = None, hold_down: float | None = None,
+              always_open: bool = False) -> NetState:
+    """Bring the province up in namespaces; ``state_box["netns"]`` is kept current (and
+    ``save()`` called) after every step, so a failure half-way can still be torn down."""
+    if os.geteuid() != 0:
+        raise UsageError("a namespace lab needs root (ip netns)")
+    binary = find_asterisk(major)
+    path = copy_inventory(inventory, root / "inventory", always_open=always_open)
+    inv = load_inventory(path)
+    sec = ensure_secrets(inv, secrets_path(path))
+    chosen = [inv.prefecture(c) for c in prefectures] if prefectures else list(inv.prefectures)
+    opts = inv.province.options
+    state = NetState(tag=pysecrets.token_hex(2), inventory=str(path),
+                     prefectures=[p.code for p in chosen],
+                     hold_down=float(hold_down if hold_down is not None
+                                     else opts.failback_hold_down),
+                     asterisk=str(binary.path))
+    state_box["netns"] = asdict(state)
+    save()
+
+    def keep() -> None:
+        state_box["netns"] = asdict(state)
+        save()
+
+    net = build_network(inv, chosen, state.tag)
+    state.nodes = {n: {**{sw: str(a) for sw, a in links.items()}, "ns": net.ns(n),
+                       "links": {sw: net.veth(n, sw) for sw in links}}
+                   for n, links in net.nodes.items()}
+    keep()
+    progress(f"namespaces pbx{state.tag}-*: {len(net.nodes)} nodes on switches A and B")
+    for node in net.nodes:
+        state.uplinks[node] = _start_logged(net.uplink_argv(node, sys.executable),
+                                            root / "uplink" / f"{node}.log", "uplink at=",
+                                            f"uplink keeper of {node}")
+        keep()
+    progress("uplink keepers running (active-backup on every node)")
+    site_nodes = {inv.province.pbx.name: "pbx"}
+    for p in chosen:
+        site_nodes[p.gateway.name] = node_names(p.code)["gateway"]
+        site_nodes[p.lss.name] = node_names(p.code)["lss"]
+    for name, node in site_nodes.items():
+        site = inv.site(name)
+        files = render_site(inv, site, sec, prompt_dir=str(root / name / "sounds"),
+                            major=binary.major)
+        ast = sandbox_for(site, files, sec, root / name, binary=binary, netns=net.ns(node))
+        state.sites[name] = {"node": node, "conf": str(ast.conf_path)}
+        keep()
+        ast.start()
+        assert ast.ami is not None
+        state.sites[name].update(pid=ast.pid, ami=asdict(ast.ami))
+        keep()
+        progress(f"Asterisk {binary.major} {name} in {net.ns(node)} (pid {ast.pid})")
+    cti = inv.province.cti
+    state.cti = _start_logged(
+        ["ip", "netns", "exec", net.ns("pbx"), sys.executable, "-m", "pbxctl", "agi", "serve",
+         "--host", str(cti.a), "--host", str(cti.b), "--port", str(inv.province.cti_port),
+         "--inventory", str(path),
+         "--fixed-welcome", "hello-world"],
+        root / "cti" / "agi.log", "listening on", "the CTI (FastAGI server)")
+    keep()
+    progress(f"CTI FastAGI server on {cti.a}, {cti.b}:{inv.province.cti_port} "
+             f"(pid {state.cti['pid']})")
+    for p in chosen:
+        gw = state.sites[p.gateway.name]
+        argv = ["ip", "netns", "exec", net.ns(site_nodes[p.gateway.name]), sys.executable,
+                "-m", "pbxctl", "survive", "run", "--ami-host", gw["ami"]["host"],
+                "--hold-down", f"{state.hold_down:g}",
+                "--failback-rule", opts.failback_rule, "--timezone", opts.timezone,
+                *(["--failback-window", opts.failback_window] if opts.failback_window else []),
+                "--cti", f"{cti.a}:{inv.province.cti_port}",
+                "--cti", f"{cti.b}:{inv.province.cti_port}"]
+        state.watchers[p.gateway.name] = _start_logged(
+            argv, root / "survive" / f"{p.gateway.name}.log", "pbxctl.services.survivability",
+            f"survivability watcher of {p.gateway.name}",
+            env={**os.environ, "PBXCTL_AMI_SECRET": gw["ami"]["secret"]})
+        keep()
+    progress(f"survivability watchers on {len(chosen)} gateway(s), failback hold-down "
+             f"{state.hold_down:g} s")
+    return state
+
+
+def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
+    """Stop what a namespace lab started, then delete its namespaces."""
+    state = NetState(**data)
+    stopped: list[int] = []
+    for info in [*state.watchers.values(), state.cti]:
+        if _stop(info.get("pid")):
+            stopped.append(info["pid"])
+    for name, info in state.sites.items():
+        pid = info.get("pid")
+        if pid and pid_alive(pid):
+            stop_by_pid(info["conf"], pid, binary=state.asterisk or None)
+            stopped.append(pid)
+            progress(f"stopped Asterisk {name} (pid {pid})")
+    for info in state.uplinks.values():
+        if _stop(info.get("pid")):
+            stopped.append(info["pid"])
+    _delete_namespaces(state.tag)
+    progress(f"deleted namespaces pbx{state.tag}-*")
+    return stopped
+
+
+def _stop(pid: int | None) -> bool:
+    if pid and pid_alive(pid):
+        stop_pid(pid, grace=5.0)
+        return True
+    return False
+
+
+def _delete_namespaces(tag: str) -> None:
+    for ns in lab_namespaces(tag):
+        # A process still inside would keep it alive: none of ours is left by now.
+        with contextlib.suppress(subprocess.SubprocessError):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15,
+                           check=False)
+    deadline = time.monotonic() + 10
+    while lab_namespaces(tag) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if lab_namespaces(tag):
+        raise ServiceStartError(f"namespaces left behind: {', '.join(lab_namespaces(tag))}",
+                                hint="`ip netns pids <ns>` shows what still runs there")
+
+
+def asterisk_cli(state: NetState, site: str, command: str) -> str:
+    """Ask one of the lab's Asterisks (its control socket is a file: any namespace works)."""
+    conf = state.sites[site]["conf"]
+    res = subprocess.run([state.asterisk, "-C", conf, "-rx", command], capture_output=True,
+                         text=True, timeout=10, check=False)
+    return res.stdout
+
+

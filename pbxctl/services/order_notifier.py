@@ -1,0 +1,92 @@
+"""Calls county terminal seats about their dispatched work orders.
+
+For each order due (dispatched, next call time reached): synthesise its summary in Mandarin
+into the province PBX's own prompt folder (central control, local playback: the PBX plays a
+file from its disk), then originate a call to the seat over AMI into the dialplan context
+``pbxctl-order-notify``, which reads the summary and asks for 1 (accept) or 2 (return); the
+`order_answer` AGI handler applies the key. A seat that does not answer or does not accept is
+called again after ``ring_timeout + retry_interval``; after ``attempts`` calls the order is
+escalated to its prefecture. Every call is a line in the order's history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pbxctl.core.errors import InputError
+from pbxctl.core.files import atomic_write
+from pbxctl.core.words import number_words
+from pbxctl.data.orders import Order, due_for_notify, escalate, note_notify
+from pbxctl.data.store import Store
+from pbxctl.pbx.ami import AmiClient
+from pbxctl.services.tts import TtsCache, TtsRequest
+from provisioning.model import Inventory
+
+log = logging.getLogger("pbxctl.services.order_notifier")
+
+NOTIFY_CONTEXT = "pbxctl-order-notify"
+TYPE_WORDS = {"repair": "抢修", "billing": "电费争议", "outage": "停电报告", "meter": "计量",
+              "other": "其他"}
+PRIORITY_WORDS = {1: "紧急", 2: "高", 3: "普通", 4: "低"}
+
+
+def summary_text(order: Order) -> str:
+    digits = "".join("零一二三四五六七八九"[int(d)] for d in order.account_no)
+    return (f"您有一张新工单，编号{number_words(order.id)}，类型{TYPE_WORDS[order.type]}，"
+            f"优先级{PRIORITY_WORDS.get(order.priority, '普通')}。户号{digits}。"
+            f"地址：{order.address}。{order.description}")
+
+
+class OrderNotifier:
+    def __init__(self, *, store: Store, inv: Inventory, ami: AmiClient, prompt_dir: Path,
+                 tts: TtsCache, clock: Callable[[], datetime] | None = None) -> None:
+        self.store, self.inv, self.ami = store, inv, ami
+        self.prompt_dir = prompt_dir  # the province PBX's PBXCTL_PROMPT_DIR
+        self.tts = tts
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def summary_prompt(self, order: Order) -> str:
+        """The summary as a file on the PBX's disk; returns the name Playback wants."""
+        target = self.prompt_dir / "orders" / f"order-{order.id}.wav"
+        if not target.exists():
+            wav = self.tts.get(TtsRequest(summary_text(order)))
+            atomic_write(target, wav.read_bytes())
+        return str(target.with_suffix(""))
+
+    def run_once(self) -> list[str]:
+        """One pass over the due orders; returns what it did, a line per order."""
+        rules = self.inv.dispatch
+        done: list[str] = []
+        now = self.clock()
+        for order in due_for_notify(self.store, now=now):
+            if order.notify_attempts >= rules.attempts:
+                try:
+                    escalate(self.store, order.id, actor="dispatcher",
+                             reason=f"not accepted after {order.notify_attempts} call(s) to "
+                                    f"{order.seat}: back to prefecture {order.prefecture}")
+                    done.append(f"order {order.id}: escalated to {order.prefecture}")
+                except InputError as exc:  # accepted or returned in the meantime
+                    log.info("order %s not escalated: %s", order.id, exc.message)
+                continue
+            attempt = order.notify_attempts + 1
+            result = self._call(order)
+            note_notify(self.store, order.id, attempt=attempt,
+                        next_at=now + timedelta(seconds=rules.ring_timeout
+                                                + rules.retry_interval),
+                        note=f"call {attempt}/{rules.attempts} to {order.seat}: {result}")
+            done.append(f"order {order.id}: call {attempt} to {order.seat} ({result})")
+        return done
+
+    def _call(self, order: Order) -> str:
+        prompt = self.summary_prompt(order)
+        reply = self.ami.action(
+            "Originate", Channel=f"PJSIP/{order.seat}", Context=NOTIFY_CONTEXT, Exten="s",
+            Priority="1", Timeout=str(self.inv.dispatch.ring_timeout * 1000), Async="true",
+            CallerID=f"\"工单{order.id}\" <{order.id}>",
+            Variable={"PBXCTL_ORDER": str(order.id), "PBXCTL_ORDER_SEAT": str(order.seat),
+                      "PBXCTL_ORDER_VERSION": str(order.version),
+                      "PBXCTL_ORDER_PROMPT": prompt})
+        return "originated" if reply.ok else f"originate refused: {reply.response.get('Message')}"
