@@ -29,6 +29,7 @@ MAX_LINE = 8192
 MAX_ENV_LINES = 128
 _RE_CODE = re.compile(r"^(\d{3})[ -](.*)$")
 _RE_KV = re.compile(r"(?P<key>\w+)=(?P<value>[^\s]*)\s*(?:\((?P<data>[^)]*)\))?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,]*\))?$")
 
 
@@ -80,7 +81,9 @@ class _TextReader:
                 if not more or more.endswith(b"\n"):
                     break
             raise AgiProtocolError(f"AGI line longer than {MAX_LINE} bytes")
-        return data.decode("utf-8", errors="replace").rstrip("\r\n")
+        # Control characters (a NUL in agi_callerid, say) end here: they would break SQL,
+        # logs and every config or command line the value might reach later.
+        return _CONTROL.sub("\ufffd", data.decode("utf-8", errors="replace").rstrip("\r\n"))
 
 
 def read_agi_env(reader: _TextReader) -> dict[str, str]:

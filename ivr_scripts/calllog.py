@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from pbxctl.core.errors import StoreUnavailable
+from pbxctl.data.rejects import quarantine
 from pbxctl.data.store import Store
 
 log = logging.getLogger("pbxctl.agi")
@@ -34,6 +35,8 @@ class CallLog:
         self._thread: threading.Thread | None = None
         self.dropped = 0
         self.written = 0
+        self.rejected = 0
+        self._alerted = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="call-log", daemon=True)
@@ -52,15 +55,31 @@ class CallLog:
                 pending = self._q.get()
                 if pending is None:
                     return
+            entry = pending
             try:
-                self._store.record_agi_call(uniqueid=pending.uniqueid, route=pending.route,
-                                            dnid=pending.dnid, caller=pending.caller,
-                                            outcome=pending.outcome)
+                self._store.record_agi_call(uniqueid=entry.uniqueid, route=entry.route,
+                                            dnid=entry.dnid, caller=entry.caller,
+                                            outcome=entry.outcome)
                 self.written += 1
                 pending = None
             except StoreUnavailable:
                 # Keep the entry and wait; the store's own back-off bounds the retry rate.
                 threading.Event().wait(1.0)
+            except Exception as exc:  # noqa: BLE001 -- one bad entry must not end the writer
+                self._reject(entry, exc)
+                pending = None
+
+    def _reject(self, entry: Entry, exc: Exception) -> None:
+        self.rejected += 1
+        reason = f"{type(exc).__name__}: {exc}"
+        if not self._alerted:  # alert once; every reject is in rejected_records
+            log.error("call log: an entry was refused and quarantined (%s); later ones are "
+                      "counted in rejected_records only", reason)
+            self._alerted = True
+        try:
+            quarantine(self._store, source="call-log", reason=reason, record=entry)
+        except Exception as again:  # noqa: BLE001 -- the quarantine is best effort; go on
+            log.warning("call log: quarantine failed too (%s)", type(again).__name__)
 
     def close(self, *, timeout: float = 5.0) -> None:
         """Flush what the database takes within ``timeout``, then stop."""

@@ -73,3 +73,10 @@ class LabStateError(PbxctlError):
     """The lab is not in the state the command needs (already up, not up, stale)."""
 
     exit_code = 10
+
+
+class StoreRefused(PbxctlError):
+    """The database refused a record for what it holds (not for being down): the caller
+    quarantines that record and goes on; retrying it would fail forever."""
+
+    exit_code = 12

@@ -25,17 +25,28 @@ def money_words(amount: str) -> str:
     return words
 
 
+DIGIT_WORDS = "零一二三四五六七八九"
+LONGEST_NUMBER = 8  # digits; longer runs are identifiers (phones, accounts): read digit by digit
+
+
+def digit_words(digits: str) -> str:
+    return "".join(DIGIT_WORDS[int(d)] for d in digits if d.isdigit())
+
+
 def number_words(n: int) -> str:
+    if n < 0 or len(str(n)) > LONGEST_NUMBER:  # cn2an fails past 10^16; nobody says them
+        return ("负" if n < 0 else "") + digit_words(str(abs(n)))
     return str(cn2an.an2cn(n, "low"))
 
 
 def year_words(year: int) -> str:
     """Years are read digit by digit: 2026 → 二零二六."""
-    return "".join("零一二三四五六七八九"[int(d)] for d in str(year))
+    return digit_words(str(year))
 
 
 def speakable(text: str) -> str:
     """Arabic numerals and money in a sentence → Chinese words, for TTS."""
-    text = re.sub(r"(\d+(?:\.\d{1,2})?)元", lambda m: money_words(m.group(1)), text)
+    text = re.sub(r"(?<!\d)(\d{1,12}(?:\.\d{1,2})?)元", lambda m: money_words(m.group(1)), text)
     text = re.sub(r"(\d{4})年", lambda m: year_words(int(m.group(1))) + "年", text)
-    return re.sub(r"\d+", lambda m: number_words(int(m.group())), text)
+    return re.sub(r"\d+", lambda m: number_words(int(m.group())) if len(m.group()) <= LONGEST_NUMBER
+                  else digit_words(m.group()), text)

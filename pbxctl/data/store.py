@@ -11,9 +11,10 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pbxctl.core.errors import StoreUnavailable
+from pbxctl.core.errors import StoreRefused, StoreUnavailable
 
 log = logging.getLogger("pbxctl.data.store")
 
@@ -37,6 +38,25 @@ def _migrations() -> list[tuple[int, str, str]]:
         if name.endswith(".sql") and name[:4].isdigit():
             out.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
     return sorted(out)
+
+
+def safe_conninfo(conninfo: str) -> str:
+    """The conninfo for messages: every password masked."""
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "(unparsable conninfo)"
+    if "password" in parts:
+        parts["password"] = "••••••"
+    return make_conninfo("", **parts)
+
+
+def _without_secrets(text: str, conninfo: str) -> str:
+    try:
+        password = conninfo_to_dict(conninfo).get("password")
+    except psycopg.ProgrammingError:
+        return text
+    return text.replace(str(password), "••••••") if password else text
 
 
 class Store:
@@ -71,7 +91,8 @@ class Store:
                 self.close()
                 raise StoreUnavailable(
                     f"PostgreSQL not reachable within {self.config.connect_timeout:g}s "
-                    f"({self.config.conninfo})", hint="is the database running? `pbxctl lab up`",
+                    f"({safe_conninfo(self.config.conninfo)})",
+                    hint="is the database running? `pbxctl lab up`",
                 ) from exc
 
     def close(self) -> None:
@@ -129,9 +150,12 @@ class Store:
             raise StoreUnavailable("no database connection available in time",
                                    hint="check PostgreSQL") from exc
         except psycopg.OperationalError as exc:
-            reason = f"database error: {exc}".splitlines()[0]
+            reason = _without_secrets(f"database error: {exc}".splitlines()[0],
+                                      self.config.conninfo)
             self._mark_down(reason)
             raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
+        except psycopg.DataError as exc:  # the record, not the database: never retry it
+            raise StoreRefused(f"the database refused a value: {exc}".splitlines()[0]) from exc
         self._down_until = 0.0
 
     def _mark_down(self, reason: str) -> None:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pbxctl.core.errors import InputError, StoreUnavailable
+from pbxctl.core.errors import InputError, StoreRefused, StoreUnavailable
 from pbxctl.core.files import atomic_write
 from pbxctl.data.callrecords import CallRecord, Chunk, Position, parse_record, read_complete_lines
 from pbxctl.data.recordings import RecordingCheck, inspect_recording, read_wav_header
@@ -118,6 +118,7 @@ class Collector:
 
     def _collect_chunk(self, chunk: Chunk, now: float, result: CollectResult) -> int:
         statements: list[tuple[str, tuple[object, ...]]] = []
+        by_line: list[tuple[str, list[tuple[str, tuple[object, ...]]]]] = []
         upto = chunk.start
         rejected: list[str] = []
         for offset, line in chunk.lines:
@@ -133,10 +134,10 @@ class Collector:
             if isinstance(check, str):  # "wait"
                 result.waiting += 1
                 break
-            statements.append((_INSERT_CALL, _call_params(rec)))
+            mine: list[tuple[str, tuple[object, ...]]] = [(_INSERT_CALL, _call_params(rec))]
             result.calls += 1
             if check is not None:
-                statements.append((_INSERT_RECORDING, (
+                mine.append((_INSERT_RECORDING, (
                     rec.site, rec.uniqueid, check.path, check.size_bytes, check.sha256,
                     round(check.audio_s, 3), check.status, check.problem)))
                 result.recordings += 1
@@ -144,9 +145,21 @@ class Collector:
                     msg = f"recording {rec.uniqueid} ({rec.site}): {check.status}: {check.problem}"
                     log.warning("%s", msg)
                     result.problems.append(msg)
+            statements.extend(mine)
+            by_line.append((line, mine))
             upto = offset + len(line.encode())
         if statements:
-            self.store.execute_batch(statements)  # StoreUnavailable: nothing advances
+            try:
+                self.store.execute_batch(statements)  # StoreUnavailable: nothing advances
+            except StoreRefused:
+                # One record the database will never take: insert one by one, quarantine it.
+                for line, mine in by_line:
+                    try:
+                        self.store.execute_batch(mine)
+                    except StoreRefused as exc:
+                        log.error("rejected call record: %s", exc.message)
+                        rejected.append(line if line.endswith("\n") else line + "\n")
+                        result.calls -= 1
         if rejected:
             with (self.config.state_dir / "rejected.log").open("a", encoding="utf-8") as fh:
                 fh.writelines(rejected)

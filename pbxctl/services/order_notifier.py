@@ -16,10 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pbxctl.core.errors import InputError
+from pbxctl.core.errors import InputError, PbxctlError, StoreUnavailable
 from pbxctl.core.files import atomic_write
-from pbxctl.core.words import number_words
+from pbxctl.core.words import digit_words, number_words
 from pbxctl.data.orders import Order, due_for_notify, escalate, note_notify
+from pbxctl.data.rejects import quarantine
 from pbxctl.data.store import Store
 from pbxctl.pbx.ami import AmiClient
 from pbxctl.services.tts import TtsCache, TtsRequest
@@ -34,7 +35,7 @@ PRIORITY_WORDS = {1: "紧急", 2: "高", 3: "普通", 4: "低"}
 
 
 def summary_text(order: Order) -> str:
-    digits = "".join("零一二三四五六七八九"[int(d)] for d in order.account_no)
+    digits = digit_words(order.account_no)
     return (f"您有一张新工单，编号{number_words(order.id)}，类型{TYPE_WORDS[order.type]}，"
             f"优先级{PRIORITY_WORDS.get(order.priority, '普通')}。户号{digits}。"
             f"地址：{order.address}。{order.description}")
@@ -47,38 +48,63 @@ class OrderNotifier:
         self.prompt_dir = prompt_dir  # the province PBX's PBXCTL_PROMPT_DIR
         self.tts = tts
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._alerted: set[int] = set()
 
     def summary_prompt(self, order: Order) -> str:
         """The summary as a file on the PBX's disk; returns the name Playback wants."""
         target = self.prompt_dir / "orders" / f"order-{order.id}.wav"
-        if not target.exists():
+        if not target.is_file():
             wav = self.tts.get(TtsRequest(summary_text(order)))
             atomic_write(target, wav.read_bytes())
         return str(target.with_suffix(""))
 
     def run_once(self) -> list[str]:
         """One pass over the due orders; returns what it did, a line per order."""
-        rules = self.inv.dispatch
         done: list[str] = []
         now = self.clock()
         for order in due_for_notify(self.store, now=now):
-            if order.notify_attempts >= rules.attempts:
-                try:
-                    escalate(self.store, order.id, actor="dispatcher",
-                             reason=f"not accepted after {order.notify_attempts} call(s) to "
-                                    f"{order.seat}: back to prefecture {order.prefecture}")
-                    done.append(f"order {order.id}: escalated to {order.prefecture}")
-                except InputError as exc:  # accepted or returned in the meantime
-                    log.info("order %s not escalated: %s", order.id, exc.message)
-                continue
-            attempt = order.notify_attempts + 1
-            result = self._call(order)
-            note_notify(self.store, order.id, attempt=attempt,
-                        next_at=now + timedelta(seconds=rules.ring_timeout
-                                                + rules.retry_interval),
-                        note=f"call {attempt}/{rules.attempts} to {order.seat}: {result}")
-            done.append(f"order {order.id}: call {attempt} to {order.seat} ({result})")
+            try:
+                done.append(self._notify(order, now))
+            except StoreUnavailable:
+                raise  # the database, not this order: the caller waits and retries
+            except Exception as exc:  # noqa: BLE001 -- one order must not stop the others
+                done.append(self._quarantine(order, exc))
         return done
+
+    def _notify(self, order: Order, now: datetime) -> str:
+        rules = self.inv.dispatch
+        if order.notify_attempts >= rules.attempts:
+            try:
+                escalate(self.store, order.id, actor="dispatcher",
+                         reason=f"not accepted after {order.notify_attempts} call(s) to "
+                                f"{order.seat}: back to prefecture {order.prefecture}")
+                return f"order {order.id}: escalated to {order.prefecture}"
+            except InputError as exc:  # accepted or returned in the meantime
+                log.info("order %s not escalated: %s", order.id, exc.message)
+                return f"order {order.id}: not escalated ({exc.message})"
+        attempt = order.notify_attempts + 1
+        result = self._call(order)
+        note_notify(self.store, order.id, attempt=attempt,
+                    next_at=now + timedelta(seconds=rules.ring_timeout + rules.retry_interval),
+                    note=f"call {attempt}/{rules.attempts} to {order.seat}: {result}")
+        return f"order {order.id}: call {attempt} to {order.seat} ({result})"
+
+    def _quarantine(self, order: Order, exc: Exception) -> str:
+        """The order cannot be announced: a person must see it. Escalate it to its prefecture
+        with the reason (it leaves the due list: no crash loop), keep the reject, alert once."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if order.id not in self._alerted:
+            log.error("order %s cannot be announced to %s (%s): escalated",
+                      order.id, order.seat, reason)
+            self._alerted.add(order.id)
+        try:
+            quarantine(self.store, source="order-notifier", reason=reason, record=order)
+            escalate(self.store, order.id, actor="dispatcher",
+                     reason=f"cannot be announced by phone ({reason[:200]}): back to "
+                            f"prefecture {order.prefecture}")
+        except PbxctlError as again:
+            log.warning("order %s: quarantine incomplete: %s", order.id, again.message)
+        return f"order {order.id}: cannot be announced, escalated ({reason[:80]})"
 
     def _call(self, order: Order) -> str:
         prompt = self.summary_prompt(order)
