@@ -13,6 +13,7 @@ from pbxctl.data.prompts import WELCOME_DEFAULT
 from pbxctl.pbx.asterisk_modules import DEFAULT_MAJOR, modules_for, traits
 from provisioning.model import PATHS, Inventory, Prefecture, Seat, Site
 from provisioning.secrets import Secrets
+from provisioning.sensitive import mode_for
 from provisioning.templates import render
 
 SIP_PORT = 5060
@@ -37,6 +38,11 @@ RELOAD: dict[str, str | None] = {
 class RenderedFile:
     name: str
     text: str
+
+    @property
+    def mode(self) -> int:
+        """0640 when the file holds a secret (pjsip.conf, manager.conf, directory.xml)."""
+        return mode_for(self.name)
 
     @property
     def reload(self) -> str | None:

@@ -31,6 +31,7 @@ from pbxctl.cli import (
 )
 from pbxctl.cli.env import Command, Env, Verbs
 from pbxctl.core.errors import PbxctlError, UsageError
+from pbxctl.core.redact import redact_text
 
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
@@ -118,11 +119,13 @@ def run(func: Command, args: argparse.Namespace, env: Env, err_stream: TextIO) -
     except PbxctlError as exc:
         if args.verbose:
             err_stream.write(traceback.format_exc())
-        err_stream.write(f"pbxctl: error: {exc.message}\n")
+        # Last line of defence: no password in a conninfo or URL reaches the terminal.
+        err_stream.write(f"pbxctl: error: {redact_text(exc.message)}\n")
         if exc.hint:
-            err_stream.write(f"pbxctl: hint: {exc.hint}\n")
+            err_stream.write(f"pbxctl: hint: {redact_text(exc.hint)}\n")
         if exc.detail:
-            err_stream.write("".join(f"    | {line}\n" for line in exc.detail.splitlines()))
+            err_stream.write("".join(f"    | {redact_text(line)}\n"
+                                     for line in exc.detail.splitlines()))
         return exc.exit_code
     except KeyboardInterrupt:
         err_stream.write("pbxctl: interrupted\n")
@@ -130,6 +133,7 @@ def run(func: Command, args: argparse.Namespace, env: Env, err_stream: TextIO) -
     except Exception as exc:  # noqa: BLE001 -- the one place unexpected errors become an exit code
         if args.verbose:
             err_stream.write(traceback.format_exc())
-        err_stream.write(f"pbxctl: internal error: {type(exc).__name__}: {exc} "
+        err_stream.write(f"pbxctl: internal error: {type(exc).__name__}: "
+                         f"{redact_text(str(exc))} "
                          "(run with -v for the traceback)\n")
         return EXIT_INTERNAL

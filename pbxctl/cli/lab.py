@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from pbxctl.cli.env import Env, Verbs, major, verbs
+from pbxctl.core.redact import redacted
 from pbxctl.pbx.asterisk_modules import SUPPORTED
 
 
@@ -25,9 +26,9 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
     if state.netns:
         return _print_netlab(state.netns, env, as_json=args.json)
     if args.json:
-        env.stdout.write(json.dumps({"root": state.root, "pg": state.pg,
-                                     "asterisk": state.asterisk, "agi": state.agi,
-                                     "calls": state.calls}, indent=2) + "\n")
+        env.stdout.write(json.dumps(redacted({"root": state.root, "pg": state.pg,
+                                              "asterisk": state.asterisk, "agi": state.agi,
+                                              "calls": state.calls}), indent=2) + "\n")
         return 0
     _print_loopback(state, env)
     return 0
@@ -63,7 +64,7 @@ def _print_netlab(data: dict[str, object], env: Env, *, as_json: bool) -> int:
 
     net = NetState(**data)  # type: ignore[arg-type]
     if as_json:
-        env.stdout.write(json.dumps(data, indent=2) + "\n")
+        env.stdout.write(json.dumps(redacted(data), indent=2) + "\n")
         return 0
     table = Table(title=f"pbxctl lab up --inventory — namespaces pbx{net.tag}-*")
     for col in ("node", "switch A", "switch B", "runs"):

@@ -63,7 +63,7 @@ def cmd_render(args: argparse.Namespace, env: Env) -> int:
     count = 0
     for site, files in rendered.items():
         for name, f in files.items():
-            atomic_write(out / site / name, f.text)
+            atomic_write(out / site / name, f.text, mode=f.mode)
             count += 1
     env.out.print(f"rendered {count} files for {len(rendered)} site(s) into {out}")
     return 0

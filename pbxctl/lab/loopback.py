@@ -20,6 +20,7 @@ from pbxctl.core.errors import LabStateError, ServiceStartError, WaitTimeout
 from pbxctl.core.files import atomic_write
 from pbxctl.core.net import free_port, tcp_accepts
 from pbxctl.core.procs import pid_alive, spawn, stop_pid, tail, wait_until
+from pbxctl.core.redact import redacted
 from pbxctl.data.store import Store, StoreConfig
 from pbxctl.lab.gateway_site import GatewayParams, gateway_configs
 from pbxctl.lab.sandbox.asterisk import AsteriskInstance, find_asterisk, stop_by_pid
@@ -48,7 +49,7 @@ class LabState:
         return Path(self.root) / "lab.json"
 
     def save(self) -> None:
-        atomic_write(self.path, json.dumps(asdict(self), indent=2, sort_keys=True))
+        atomic_write(self.path, json.dumps(asdict(self), indent=2, sort_keys=True), mode=0o600)
 
     @classmethod
     def load(cls, root: Path) -> LabState | None:
@@ -244,7 +245,7 @@ def lab_status(root: Path) -> dict[str, Any]:
     state = LabState.load(root)
     if state is None:
         return {"up": False, "root": str(root)}
-    data = asdict(state)
+    data = redacted(asdict(state))
     data["up"] = True
     data["alive"] = {str(p): pid_alive(p) for p in state.pids()}
     return data

@@ -22,6 +22,7 @@ from pbxctl.core.files import atomic_write
 from pbxctl.pbx import asterisk_show
 from provisioning.expect import SiteExpectation, differences
 from provisioning.render_asterisk import RenderedFile
+from provisioning.sensitive import PBX_GROUPS, mask, mode_for
 
 # Deployment-local layout, not part of what a reload can change; written at install time only.
 NOT_APPLIED = frozenset({"asterisk.conf"})
@@ -65,10 +66,11 @@ def plan(etc: Path, files: dict[str, RenderedFile]) -> list[FileChange]:
 def unified_diff(site: str, changes: list[FileChange]) -> str:
     out: list[str] = []
     for ch in changes:
-        out += difflib.unified_diff(
+        # Secret values never reach the terminal; a changed secret still shows as a -/+ pair.
+        out += (mask(line) for line in difflib.unified_diff(
             (ch.old or "").splitlines(keepends=True), ch.new.splitlines(keepends=True),
             fromfile=f"deployed/{site}/{ch.name}" if ch.old is not None else "/dev/null",
-            tofile=f"rendered/{site}/{ch.name}")
+            tofile=f"rendered/{site}/{ch.name}"))
     return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
 
@@ -97,9 +99,9 @@ def _new_errors(log: Path | None, offset: int) -> list[str]:
 def _write(etc: Path, changes: list[FileChange]) -> None:
     prev = etc / PREV_DIR
     for ch in changes:
-        if ch.old is not None:
-            atomic_write(prev / ch.name, ch.old)
-        atomic_write(etc / ch.name, ch.new)
+        if ch.old is not None:  # the rollback copy holds the same secrets: same mode
+            atomic_write(prev / ch.name, ch.old, mode=mode_for(ch.name), groups=PBX_GROUPS)
+        atomic_write(etc / ch.name, ch.new, mode=mode_for(ch.name), groups=PBX_GROUPS)
 
 
 def _reloads(changes: list[FileChange]) -> list[str]:
@@ -142,7 +144,7 @@ def _rollback(etc: Path, changes: list[FileChange], run: CliRunner) -> None:
         if ch.old is None:
             (etc / ch.name).unlink(missing_ok=True)
         else:
-            atomic_write(etc / ch.name, ch.old)
+            atomic_write(etc / ch.name, ch.old, mode=mode_for(ch.name), groups=PBX_GROUPS)
     for cmd in _reloads(changes):
         # The files are back; if this reload fails, the next reload or restart picks them up.
         with contextlib.suppress(CommandFailed):
