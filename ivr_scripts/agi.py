@@ -17,7 +17,8 @@ from __future__ import annotations
 import io
 import re
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -62,10 +63,14 @@ def check_var_name(name: str) -> str:
 class _TextReader:
     """Bounded line reads over a socket file; non-UTF-8 bytes become U+FFFD, not exceptions."""
 
-    def __init__(self, raw: io.BufferedIOBase) -> None:
+    def __init__(self, raw: io.BufferedIOBase, *,
+                 before_read: Callable[[], None] | None = None) -> None:
         self._raw = raw
+        self.before_read = before_read
 
     def readline(self) -> str:
+        if self.before_read is not None:
+            self.before_read()
         try:
             data = self._raw.readline(MAX_LINE)
         except TimeoutError as exc:
@@ -75,11 +80,8 @@ class _TextReader:
         if not data:
             raise AgiHangup("AGI connection closed by Asterisk")
         if len(data) >= MAX_LINE and not data.endswith(b"\n"):
-            # Swallow the rest of an over-long line so the next read starts on a line boundary.
-            while True:
-                more = self._raw.readline(MAX_LINE)
-                if not more or more.endswith(b"\n"):
-                    break
+            # Not AGI: end the session here. Reading on to the line's end would let a peer
+            # make us read without bound (an endless line).
             raise AgiProtocolError(f"AGI line longer than {MAX_LINE} bytes")
         # Control characters (a NUL in agi_callerid, say) end here: they would break SQL,
         # logs and every config or command line the value might reach later.
@@ -125,9 +127,19 @@ class AgiSession(AGI):  # type: ignore[misc]
     # -- wire -----------------------------------------------------------------
     @classmethod
     def open(cls, sock: socket.socket, *, env_timeout: float, read_timeout: float) -> AgiSession:
-        sock.settimeout(env_timeout)
-        reader = _TextReader(sock.makefile("rb"))
+        """Read the environment block within ``env_timeout`` in total (a peer trickling one
+        line every few seconds cannot hold the session longer)."""
+        deadline = time.monotonic() + env_timeout
+
+        def before_read() -> None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AgiTimeout(f"AGI environment not complete within {env_timeout:g}s")
+            sock.settimeout(left)
+
+        reader = _TextReader(sock.makefile("rb"), before_read=before_read)
         env = read_agi_env(reader)
+        reader.before_read = None
         sock.settimeout(read_timeout)
         return cls(sock, env=env, reader=reader)
 

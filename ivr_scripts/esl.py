@@ -16,10 +16,11 @@ other ESL sessions of the same process — run one ESL process per core if that 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +29,7 @@ import gevent.event
 from greenswitch import esl as gs
 
 from ivr_scripts.call import CallHangup, CallTimeout, DialplanBreak
+from ivr_scripts.peers import PeerFilter
 from ivr_scripts.registry import HandlerContext, Registry
 from ivr_scripts.session import Outcome, run_session
 
@@ -154,8 +156,14 @@ class EslCall:
         self._execute("hangup", "NORMAL_CLEARING")
 
 
+def _params(session: gs.OutboundSession) -> dict[str, str]:
+    data = session.session_data or {}
+    return dict(parse_qsl(data.get(f"variable_{PARAMS_VAR}", "")))
+
+
 def serve_session(session: gs.OutboundSession, registry: Registry, context: HandlerContext,
-                  *, timeout: float) -> Outcome:
+                  *, timeout: float, authorize: Callable[[], str | None] | None = None
+                  ) -> Outcome:
     """One FreeSWITCH call through the shared dispatcher; a greenlet can be interrupted, so the
     budget is a gevent timeout raising :class:`CallTimeout` inside the handler."""
     call = EslCall(session, timeout=timeout)
@@ -164,28 +172,80 @@ def serve_session(session: gs.OutboundSession, registry: Registry, context: Hand
         return gevent.Timeout(seconds, CallTimeout(f"handler {call.route} over its budget"))
 
     return run_session(call, call.route, registry=registry, context=context, budget=budget,
-                       transport="esl")
+                       transport="esl", authorize=authorize)
 
 
 class EslServer(gs.OutboundESLServer):  # type: ignore[misc]
     """greenswitch's server with a bounded ``connect`` and our handlers."""
 
     def __init__(self, *, registry: Registry, context: HandlerContext, host: str, port: int,
-                 timeout: float = 10.0, max_connections: int = 500) -> None:
+                 timeout: float = 10.0, max_connections: int = 500,
+                 peers: PeerFilter | None = None) -> None:
         server = self
+        self.peers = peers or PeerFilter.loopback_only()
 
         class _App:
             def __init__(self, session: gs.OutboundSession) -> None:
                 self.session = session
 
             def run(self) -> None:
-                outcome = serve_session(self.session, registry, context, timeout=timeout)
+                peer = str(getattr(self.session, "peer", ""))
+                outcome = serve_session(self.session, registry, context, timeout=timeout,
+                                        authorize=lambda: server.peers.site_mismatch(
+                                            peer, _params(self.session).get("site", "")))
                 server.stats[outcome] = server.stats.get(outcome, 0) + 1
 
         super().__init__(bind_address=host, bind_port=port, application=_App,
                          max_connections=max_connections)
         self.timeout = timeout
         self.stats: dict[str, int] = {}
+
+    def counters(self) -> dict[str, int]:
+        return {"refused_peers": self.stats.get("refused_peers", 0),
+                "over_capacity": self.stats.get("over_capacity", 0),
+                "protocol_errors": self.stats.get("protocol_errors", 0),
+                "active": self.connection_count}
+
+    def listen(self) -> None:
+        """greenswitch's loop, with what it lacks: the peer checked before a byte is read,
+        over capacity closed at once (greenswitch first waits, unbounded, for the peer), and
+        EMFILE backed off instead of ending the server."""
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind((self.bind_address, self.bind_port[0]))
+        self.bound_port = self.server.getsockname()[1]
+        self.server.setblocking(False)
+        self.server.listen(1024)
+        self._running = True
+        while self._running:
+            try:
+                sock, address = self.server.accept()
+            except BlockingIOError:
+                gevent.sleep(0.05)
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.stats["accept_errors"] = self.stats.get("accept_errors", 0) + 1
+                    gevent.sleep(0.05)
+                    continue
+                if not self._running:
+                    break
+                raise
+            if not self.peers.allows(str(address[0])):
+                self.peers.refuse(str(address[0]))
+                self.stats["refused_peers"] = self.stats.get("refused_peers", 0) + 1
+                sock.close()
+                continue
+            if self.connection_count >= self.max_connections:
+                self.stats["over_capacity"] = self.stats.get("over_capacity", 0) + 1
+                sock.close()
+                continue
+            session = gs.OutboundSession(address, sock)
+            session.peer = str(address[0])  # greenswitch keeps no peer address
+            gevent.spawn(self._handle_call, session)
+        with contextlib.suppress(OSError):
+            self.server.close()
+        gevent.joinall(list(self._greenlets), timeout=10)
 
     def _handle_call(self, session: gs.OutboundSession) -> None:
         try:
@@ -194,9 +254,12 @@ class EslServer(gs.OutboundESLServer):  # type: ignore[misc]
             session._outbound_connected = True
             EslCall(session, timeout=self.timeout)._send("myevents", "myevents")
         except (CallHangup, CallTimeout) as exc:
-            log.warning("ESL session dropped before it started: %s", exc)
+            log.warning("ESL session from %s dropped before it started: %s",
+                        getattr(session, "peer", "?"), exc)
             self.stats["protocol_errors"] = self.stats.get("protocol_errors", 0) + 1
-            session.stop()
+            session.connected = False
+            with contextlib.suppress(OSError):
+                session.sock.close()
             return
         app = self.application(session)
         handler = gevent.spawn(app.run)

@@ -21,7 +21,11 @@ DEFAULT_WELCOME = "hello-world"
 
 
 def ping(call: Call, ctx: HandlerContext) -> None:
-    """Health check: does nothing; success means the server answered and ran a handler."""
+    """Health check: success means the server answered and ran a handler; it also reports
+    the server's counters (``PBXCTL_HEALTH``: ``refused_peers=3 over_capacity=0 …``)."""
+    if ctx.health is not None:
+        counters = ctx.health()
+        call.set_variable(V.HEALTH, " ".join(f"{k}={v}" for k, v in sorted(counters.items())))
 
 
 def welcome(call: Call, ctx: HandlerContext) -> None:

@@ -41,8 +41,13 @@ def order_create(call: Call, ctx: HandlerContext) -> None:
     """Params: agent (the seat dialling), call (linkedid of its last answered call), site."""
     inv, store = _needs(ctx)
     agent = call.params.get("agent", "")
-    if agent not in {a.id for p in inv.prefectures for a in p.agents}:
+    home = next((p for p in inv.prefectures if agent in {a.id for a in p.agents}), None)
+    if home is None:
         raise DialplanBreak("not-an-agent")
+    # Agents sit at the province PBX (or, in survivable mode, their own LSS): an order from
+    # any other PBX naming an agent is not that agent's.
+    if call.params.get("site", "") not in (inv.province.pbx.name, home.lss.name):
+        raise DialplanBreak("agent-not-at-site")
     say = Speaker(call)
     digit = say.ask("order-type", max_digits=1)
     if not digit.isdigit() or not 1 <= int(digit) <= len(ORDER_TYPES):
@@ -68,12 +73,14 @@ def order_create(call: Call, ctx: HandlerContext) -> None:
 
 def order_answer(call: Call, ctx: HandlerContext) -> None:
     """Params: order, seat, key (1 accept, 2 return)."""
-    _, store = _needs(ctx)
+    inv, store = _needs(ctx)
     say = Speaker(call)
     order_id, seat, key, seen = (call.params.get(k, "")
                                  for k in ("order", "seat", "key", "version"))
     if not order_id.isdigit():
         raise DialplanBreak("no-order")
+    if seat not in {s.id for c in inv.counties for s in c.seats}:
+        raise DialplanBreak("not-a-terminal-seat")
     version = int(seen) if seen.isdigit() else None  # as it was when the seat was called
     call.set_variable(V.ORDER, order_id)
     try:
@@ -84,7 +91,7 @@ def order_answer(call: Call, ctx: HandlerContext) -> None:
             say.play("order-accepted")
         elif key == "2":
             return_order(store, int(order_id), reason="returned by the seat by phone",
-                         actor=f"{seat} (phone)", expect_version=version)
+                         actor=f"{seat} (phone)", expect_version=version, seat=seat)
             call.set_variable(V.ORDER_RESULT, "returned")
             say.play("order-returned")
         else:

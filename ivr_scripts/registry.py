@@ -46,7 +46,9 @@ class HandlerContext:
     - ``routing``: DIDs, area codes, business hours (route);
     - ``inventory``: counties, seats, dispatch rules (work orders);
     - ``fixed_welcome``: DID → stock prompt, instead of the catalogue (the one-site demo);
-    - ``clock``: now, as an aware datetime (tests pin it).
+    - ``clock``: now, as an aware datetime (tests pin it);
+    - ``health``: the serving process's counters (refused peers, sessions over the cap…),
+      reported by the ping route to `pbxctl agi health`.
     """
 
     store: Store | None = None
@@ -56,6 +58,7 @@ class HandlerContext:
     inventory: Inventory | None = None
     fixed_welcome: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = _utcnow
+    health: Callable[[], Mapping[str, int]] | None = None  # the servers' counters, for ping
 
 
 Handler = Callable[[Call, HandlerContext], None]

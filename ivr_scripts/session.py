@@ -50,10 +50,16 @@ def log_event(event: str, **fields: object) -> None:
 
 
 def run_session(call: Call, route: str, *, registry: Registry, context: HandlerContext,
-                budget: Budget = no_budget, transport: str = "agi") -> Outcome:
+                budget: Budget = no_budget, transport: str = "agi",
+                authorize: Callable[[], str | None] | None = None) -> Outcome:
+    """``authorize``: the transport's check of what this peer may do (its site); a reason
+    to refuse fails the session before any handler runs."""
     started = time.monotonic()
     ids = {"uniqueid": call.uniqueid, "route": route, "transport": transport}
     try:
+        refused = authorize() if authorize is not None else None
+        if refused:
+            raise DialplanBreak(refused)
         try:
             handler, seconds = registry.entry(route)
         except UnknownRoute:

@@ -107,7 +107,8 @@ def cmd_orders_change(args: argparse.Namespace, env: Env) -> int:
         elif args.verb == "accept":
             order = accept(store, args.id, seat=args.seat, actor=args.actor or args.seat)
         elif args.verb == "return":
-            order = return_order(store, args.id, reason=args.reason, actor=args.actor)
+            order = return_order(store, args.id, reason=args.reason, actor=args.actor,
+                                 seat=args.seat)
         else:
             order = close(store, args.id, actor=args.actor, note=args.note or "")
         _print_order(env, order, history(store, order.id), args.json)
@@ -233,6 +234,7 @@ def _register_moves(orders: Verbs) -> None:
             sp.add_argument("--seat", required=True)
         if verb == "return":
             sp.add_argument("--reason", required=True)
+            sp.add_argument("--seat", help="the terminal seat returning it (must be its seat)")
         if verb == "close":
             sp.add_argument("--note")
         sp.set_defaults(func=cmd_orders_change)

@@ -11,6 +11,8 @@ STATUS = "PBXCTL_STATUS"
 STATUS_OK = "OK"
 STATUS_FAIL = "FAIL"
 FAIL_REASON = "PBXCTL_FAIL_REASON"
+# ping: the CTI process's counters ("refused_peers=3 over_capacity=0 …"), for health checks.
+HEALTH = "PBXCTL_HEALTH"
 
 # welcome: which local prompt file the PBX plays.
 WELCOME_PROMPT = "PBXCTL_WELCOME_PROMPT"

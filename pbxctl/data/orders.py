@@ -220,12 +220,17 @@ def accept(store: Store, order_id: int, *, seat: str, actor: str,
 
 
 def return_order(store: Store, order_id: int, *, reason: str, actor: str,
-                 expect_version: int | None = None) -> Order:
+                 expect_version: int | None = None, seat: str | None = None) -> Order:
+    """``seat``: the terminal seat acting (phone, console) — it may return only an order
+    dispatched to it; None for the prefecture's staff (CLI)."""
     if not reason.strip():
         raise InputError("a returned order needs a reason")
     with store.transaction() as conn:
-        _move(conn, _locked(conn, order_id), "returned", actor=actor, event="returned",
-              note=reason, expect_version=expect_version)
+        order = _locked(conn, order_id)
+        if seat is not None and order.seat != seat:
+            raise InputError(f"work order {order_id} is not dispatched to {seat}")
+        _move(conn, order, "returned", actor=actor, event="returned", note=reason,
+              expect_version=expect_version)
     return get(store, order_id)
 
 

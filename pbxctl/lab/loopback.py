@@ -245,7 +245,7 @@ def lab_status(root: Path) -> dict[str, Any]:
     state = LabState.load(root)
     if state is None:
         return {"up": False, "root": str(root)}
-    data = redacted(asdict(state))
+    data: dict[str, Any] = redacted(asdict(state))
     data["up"] = True
     data["alive"] = {str(p): pid_alive(p) for p in state.pids()}
     return data

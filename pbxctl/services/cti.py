@@ -13,12 +13,14 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
 from ivr_scripts.calllog import CallLog
 from ivr_scripts.catalog import PromptCatalog
 from ivr_scripts.handlers import default_registry
+from ivr_scripts.peers import LOOPBACK, PeerFilter
 from ivr_scripts.registry import HandlerContext
 from ivr_scripts.routing import RoutingTable
 from pbxctl.core.errors import PbxctlError
@@ -40,13 +42,17 @@ class CtiSettings:
     inventory: Path | None = None  # enables route and the work-order handlers
     fixed_welcome: Mapping[str, str] = field(default_factory=dict)
     backlog: int = 1024
+    max_sessions: int = 4000
+    allow: tuple[str, ...] = ()  # peers besides the inventory's PBXs (ops host, probes)
     grace: float = 10.0
     timeout: float = 10.0  # ESL: each command's bound
     max_connections: int = 500  # ESL
 
 
 @contextlib.contextmanager
-def handler_context(settings: CtiSettings) -> Iterator[HandlerContext]:
+def handler_context(settings: CtiSettings, *,
+                    health: Callable[[], Mapping[str, int]] | None = None
+                    ) -> Iterator[HandlerContext]:
     """Open what the handlers use; close it all on exit, whatever happened."""
     store = catalog = call_log = None
     routing = inventory = None
@@ -65,7 +71,8 @@ def handler_context(settings: CtiSettings) -> Iterator[HandlerContext]:
         call_log.start()
     try:
         yield HandlerContext(store=store, catalog=catalog, call_log=call_log, routing=routing,
-                             inventory=inventory, fixed_welcome=dict(settings.fixed_welcome))
+                             inventory=inventory, fixed_welcome=dict(settings.fixed_welcome),
+                             health=health)
     finally:
         if call_log is not None:
             call_log.close()
@@ -80,8 +87,19 @@ def serve(settings: CtiSettings, *, environ: Mapping[str, str],
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with handler_context(settings) as ctx:
-        runner = _agi(settings, ctx) if settings.transport == "agi" else _esl(settings, ctx)
+    counter_sources: list[Callable[[], Mapping[str, int]]] = []
+
+    def counters() -> dict[str, int]:
+        total: dict[str, int] = {}
+        for source in counter_sources:
+            for key, value in source().items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    with handler_context(settings, health=counters) as ctx:
+        peers = peer_filter(settings, ctx)
+        runner = (_agi(settings, ctx, peers, counter_sources) if settings.transport == "agi"
+                  else _esl(settings, ctx, peers, counter_sources))
         address, healthy, shutdown = runner
         log.info("%s listening on %s", settings.transport, address)
         watchdog = start_watchdog(healthy, environ=environ)
@@ -97,7 +115,16 @@ def serve(settings: CtiSettings, *, environ: Mapping[str, str],
 _Runner = tuple[str, Callable[[], bool], Callable[[], int]]
 
 
-def _agi(settings: CtiSettings, ctx: HandlerContext) -> _Runner:
+def peer_filter(settings: CtiSettings, ctx: HandlerContext) -> PeerFilter:
+    """The inventory's PBXs (both paths) and the configured extras; with no inventory,
+    loopback and the extras."""
+    if ctx.inventory is not None:
+        return PeerFilter.from_inventory(ctx.inventory, settings.allow)
+    return PeerFilter([*LOOPBACK, *(ip_network(a, strict=False) for a in settings.allow)])
+
+
+def _agi(settings: CtiSettings, ctx: HandlerContext, peers: PeerFilter,
+         counter_sources: list[Callable[[], Mapping[str, int]]]) -> _Runner:
     from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
     from ivr_scripts.health import check
 
@@ -105,9 +132,12 @@ def _agi(settings: CtiSettings, ctx: HandlerContext) -> _Runner:
     for host in settings.hosts:  # path A and path B: no need to bind 0.0.0.0
         srv = FastAgiServer(registry=default_registry(), context=ctx,
                             config=AgiServerConfig(host=host, port=settings.port,
-                                                   backlog=settings.backlog))
+                                                   backlog=settings.backlog,
+                                                   max_sessions=settings.max_sessions,
+                                                   peers=peers))
         srv.start()
         servers.append(srv)
+        counter_sources.append(srv.counters)
 
     def healthy() -> bool:
         try:
@@ -124,14 +154,16 @@ def _agi(settings: CtiSettings, ctx: HandlerContext) -> _Runner:
     return where, healthy, shutdown
 
 
-def _esl(settings: CtiSettings, ctx: HandlerContext) -> _Runner:
+def _esl(settings: CtiSettings, ctx: HandlerContext, peers: PeerFilter,
+         counter_sources: list[Callable[[], Mapping[str, int]]]) -> _Runner:
     from ivr_scripts.esl import EslServer
 
     servers, threads = [], []
     for host in settings.hosts:
         srv = EslServer(registry=default_registry(), context=ctx, host=host,
                         port=settings.port, timeout=settings.timeout,
-                        max_connections=settings.max_connections)
+                        max_connections=settings.max_connections, peers=peers)
+        counter_sources.append(srv.counters)
         thread = threading.Thread(target=srv.listen, name=f"esl-{host}", daemon=True)
         thread.start()
         servers.append(srv)

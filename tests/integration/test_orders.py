@@ -149,3 +149,14 @@ def test_cli_create_list_show_return_close_report(db: Store) -> None:
                                                       ">1d": 0}}
     code, out, _ = cli(db, "orders", "show", str(second["id"]))
     assert code == 0 and "new→dispatched" in out and "to hzxs-t01 (field)" in out
+
+
+def test_a_seat_may_return_only_an_order_dispatched_to_it(db: Store, inv: Inventory) -> None:
+    order = create(db, inv, type="repair", account_no=HZ_ACCOUNT, created_by="hz-a001")
+    order = dispatch(db, inv, order.id, actor="hz-a001")
+    with pytest.raises(InputError, match="not dispatched to other-seat"):
+        return_order(db, order.id, reason="not mine", actor="x", seat="other-seat")
+    assert get(db, order.id).status == "dispatched"
+    assert [e.event for e in history(db, order.id)][-1] == "dispatched"  # nothing written
+    returned = return_order(db, order.id, reason="wrong county", actor="t", seat=order.seat)
+    assert returned.status == "returned"
