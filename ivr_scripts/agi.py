@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from asterisk.agi import AGI, AGIAppError, AGIError, AGIHangup, AGIInvalidCommand, AGIUsageError
 
 from ivr_scripts.call import CallHangup, CallTimeout, ProtocolError
+from pbxctl.core.dtmf import is_digits
 
 MAX_LINE = 8192
 MAX_ENV_LINES = 128
@@ -239,7 +240,7 @@ class AgiSession(AGI):  # type: ignore[misc]
         return str(result["result"][0])
 
     def say_digits(self, digits: str) -> None:
-        if not digits.isdigit():
+        if not is_digits(digits):
             raise ValueError(f"say_digits takes digits only: {digits!r}")
         self.execute("SAY DIGITS", quote(digits), quote(""))
 

@@ -32,6 +32,7 @@ from ivr_scripts.call import CallHangup, CallTimeout, DialplanBreak
 from ivr_scripts.peers import PeerFilter
 from ivr_scripts.registry import HandlerContext, Registry
 from ivr_scripts.session import Outcome, run_session
+from pbxctl.core.dtmf import is_digits
 
 log = logging.getLogger("pbxctl.esl")
 
@@ -144,7 +145,7 @@ class EslCall:
         return str(event.headers.get(f"variable_{DIGITS_VAR}", "") if event else "")
 
     def say_digits(self, digits: str) -> None:
-        if not digits.isdigit():
+        if not is_digits(digits):
             raise ValueError(f"not digits: {digits!r}")
         self._execute("say", f"en number iterated {digits}", block=True,
                       timeout=self.timeout + 30)

@@ -15,6 +15,7 @@ from ivr_scripts.call import Call, DialplanBreak
 from ivr_scripts.registry import HandlerContext
 from ivr_scripts.selfservice import ACCOUNT_DIGITS, Speaker
 from pbxctl.core import chanvars as V
+from pbxctl.core.dtmf import is_digits
 from pbxctl.core.errors import InputError, StoreUnavailable
 from pbxctl.data.orders import ORDER_TYPES, accept, create, dispatch, return_order
 from pbxctl.data.store import Store
@@ -50,7 +51,7 @@ def order_create(call: Call, ctx: HandlerContext) -> None:
         raise DialplanBreak("agent-not-at-site")
     say = Speaker(call)
     digit = say.ask("order-type", max_digits=1)
-    if not digit.isdigit() or not 1 <= int(digit) <= len(ORDER_TYPES):
+    if not is_digits(digit) or not 1 <= int(digit) <= len(ORDER_TYPES):
         _refuse(call, say, f"no order type for key {digit!r}")
         return
     account_no = say.ask("order-account", max_digits=ACCOUNT_DIGITS)
@@ -77,11 +78,11 @@ def order_answer(call: Call, ctx: HandlerContext) -> None:
     say = Speaker(call)
     order_id, seat, key, seen = (call.params.get(k, "")
                                  for k in ("order", "seat", "key", "version"))
-    if not order_id.isdigit():
+    if not is_digits(order_id):
         raise DialplanBreak("no-order")
     if seat not in {s.id for c in inv.counties for s in c.seats}:
         raise DialplanBreak("not-a-terminal-seat")
-    version = int(seen) if seen.isdigit() else None  # as it was when the seat was called
+    version = int(seen) if is_digits(seen) else None  # as it was when the seat was called
     call.set_variable(V.ORDER, order_id)
     try:
         if key == "1":

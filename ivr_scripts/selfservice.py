@@ -15,6 +15,7 @@ from ivr_scripts import phrases
 from ivr_scripts.call import Call, DialplanBreak
 from ivr_scripts.registry import HandlerContext
 from pbxctl.core import chanvars as V
+from pbxctl.core.dtmf import is_digits
 from pbxctl.core.errors import StoreUnavailable
 from pbxctl.data.selfservice import Account, account, latest_unpaid_bill, outages_for
 
@@ -75,7 +76,7 @@ def _ask_account(call: Call, ctx: HandlerContext, say: Speaker, prompt: str, *,
         digits = say.ask(prompt, max_digits=ACCOUNT_DIGITS)
         if digits == "" and allow_empty:
             return ""
-        if len(digits) == ACCOUNT_DIGITS and digits.isdigit():
+        if is_digits(digits, length=ACCOUNT_DIGITS):
             acct = _lookup(ctx, digits)
             if acct is not None:
                 return acct

@@ -26,7 +26,9 @@ AFTER_HOURS = re.compile(r"^(selfservice|message)$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A display name goes into callerid "…" and queue member names: nothing that ends a value,
 # a line, a section or a list there.
-NAME_FORBIDDEN = re.compile(r'[\r\n\0\t;\[\],"<>\\()]')
+# Also every control character (incl. NEL and the Unicode line/paragraph separators some
+# parsers end lines at) and FreeSWITCH's variable syntax ($${…} is expanded at load).
+NAME_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f\x85\u2028\u2029;\[\],"<>\\()]|\$\{|\$\$')
 
 T = TypeVar("T")
 

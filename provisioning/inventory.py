@@ -303,8 +303,13 @@ def _county(c: Checker, reg: UniqueIds, d: LocDict, path: str, owner: dict[str, 
 _LISTS = ("prefectures", "counties")
 
 
+MAX_INCLUDES = 200
+MAX_TREE_BYTES = 32 * 1024 * 1024
+
+
 def _collect(c: Checker, path: Path, seen: set[Path],
-             out: dict[str, list[tuple[LocDict, str]]], root: LocDict) -> None:
+             out: dict[str, list[tuple[LocDict, str]]], root: LocDict, *,
+             base: Path, budget: list[int]) -> None:
     """Prefecture and county items from ``root`` and, once each, its includes (relative to
     the including file)."""
     for key in _LISTS:
@@ -320,17 +325,27 @@ def _collect(c: Checker, path: Path, seen: set[Path],
             c.err(includes.loc_of(i), f"include[{i}]", "must be a file name")
             continue
         target = (path.parent / inc).resolve()
+        if not target.is_relative_to(base):
+            c.err(includes.loc_of(i), f"include[{i}]",
+                  f"{inc} is outside the inventory's folder {base} (symlinks included)")
+            continue
         if target in seen:
             c.err(includes.loc_of(i), f"include[{i}]", f"{inc} is included twice (or in a cycle)")
             continue
         seen.add(target)
         try:
+            if len(seen) > MAX_INCLUDES:
+                raise InputError(f"more than {MAX_INCLUDES} files in the include tree")
+            budget[0] -= target.stat().st_size if target.is_file() else 0
+            if budget[0] < 0:
+                raise InputError(f"the include tree is larger than {MAX_TREE_BYTES // 2**20} "
+                                 "MB in total")
             sub = load_yaml(target)
         except InputError as exc:
             c.problems.append(f"{includes.loc_of(i)}: include[{i}]: {exc.message}")
             continue
         c.unknown_keys(sub, {"prefectures", "counties", "include"}, str(target.name))
-        _collect(c, target, seen, out, sub)
+        _collect(c, target, seen, out, sub, base=base, budget=budget)
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -345,7 +360,8 @@ def load_inventory(path: Path) -> Inventory:
         c.err(root.loc_of("version"), "version", "only version 1 is understood")
     province = _province(c, reg, root, owner)
     items: dict[str, list[tuple[LocDict, str]]] = {key: [] for key in _LISTS}
-    _collect(c, path, {path.resolve()}, items, root)
+    _collect(c, path, {path.resolve()}, items, root, base=path.resolve().parent,
+             budget=[MAX_TREE_BYTES - path.stat().st_size])
     pref_items, county_items = items["prefectures"], items["counties"]
     prefectures = tuple(_prefecture(c, reg, d, p, owner) for d, p in pref_items)
     if not prefectures:
@@ -357,6 +373,7 @@ def load_inventory(path: Path) -> Inventory:
             c.err(d.loc_of("prefecture"), f"{p}.prefecture",
                   f"unknown prefecture {county.prefecture!r} (known: {', '.join(sorted(codes))})")
     dispatch = _dispatch(c, c.mapping(root, "dispatch", "dispatch", required=False), counties)
+    _no_clash_with_generated_names(c, reg, root, pref_items)
     if c.problems:
         raise InventoryError(c.problems)
     return Inventory(str(path), province, prefectures, counties, dispatch)
@@ -386,3 +403,29 @@ def _dispatch(c: Checker, d: LocDict | None, counties: tuple[County, ...]) -> Di
                           kind=int),
         retry_interval=c.number(d, "retry_interval", "dispatch.retry_interval", lo=1,
                                 hi=3600, default=60, kind=int))
+
+
+# Names the renderers give to objects of every site (pjsip sections, queues, contexts, the AMI
+# user); a seat or server with one of them would make two sections of one name.
+FIXED_NAMES = ("global", "system", "general", "globals", "pstn", "transport-a", "transport-b",
+               "province-a", "province-b", "lss-a", "lss-b", "gw-a", "gw-b", "seats",
+               "supervisors", "from-gateway", "from-gateways", "from-pstn", "from-trunk",
+               "acd-supervisors", "pbxctl")
+
+
+def _no_clash_with_generated_names(c: Checker, reg: UniqueIds, root: LocDict,
+                                   pref_items: list[tuple[LocDict, str]]) -> None:
+    made: dict[str, str] = {n: "a name pbxctl generates for every site" for n in FIXED_NAMES}
+    for d, _ in pref_items:
+        code = str(d.get("code", "")).lower()
+        where = f"prefecture {code.upper()} at {d.loc_of('code')}"
+        for name, what in ((f"gw-{code}-a", "trunk"), (f"gw-{code}-b", "trunk"),
+                           (f"acd-{code}", "queue"), (f"lss-{code}", "queue")):
+            made[name] = f"the {what} generated for {where}"
+    for (kind, value), loc in reg.seen.items():
+        if kind not in ("seat id", "server name"):
+            continue
+        low = value.lower()
+        if low in made or low.startswith("pbxctl-"):
+            c.problems.append(f"{loc}: {kind} {value!r} collides with "
+                              f"{made.get(low, 'the pbxctl-* contexts')}: pick another name")

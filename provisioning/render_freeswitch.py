@@ -41,6 +41,8 @@ def xml_safe(value: object) -> str:
     if bad:
         raise InputError(f"control character {bad.group()!r} in value {text!r}: "
                          "it cannot go into a FreeSWITCH XML file")
+    if "${" in text or "$$" in text:  # FreeSWITCH's preprocessor would expand it
+        raise InputError(f"value {text!r} holds FreeSWITCH variable syntax ($${{…}}, ${{…}})")
     return text
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from pbxctl.cli import main
-from pbxctl.core.redact import MASK, redacted, redact_text
+from pbxctl.core.redact import MASK, redact_text, redacted
 from pbxctl.lab.loopback import LabState
 
 SMALL = Path(__file__).parents[1] / "data" / "small"
