@@ -9,10 +9,12 @@ subscription.
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -20,6 +22,10 @@ from dataclasses import dataclass, field
 from pbxctl.core.errors import CommandFailed, ServiceStartError, WaitTimeout
 
 Message = dict[str, str]
+# One AMI message (a long `Command` output included) never comes near this; a peer that sends
+# more without ending a message is broken or hostile.
+MAX_MESSAGE = 4 * 1024 * 1024
+log = logging.getLogger("pbxctl.ami")
 
 
 def _header_value(value: object) -> str:
@@ -63,15 +69,36 @@ class _Pending:
 
 
 class Subscription:
-    """Events seen since the subscription started; ``wait_for`` bounded by a timeout."""
+    """Events seen since the subscription started; ``wait_for`` bounded by a timeout.
 
-    def __init__(self, client: AmiClient) -> None:
+    Bounded: only events ``keep`` accepts are queued (the reader thread filters, so a
+    watcher that wants ContactStatus never holds a day of Newexten events), and at most
+    ``maxlen`` are held — past that the oldest go, counted in ``dropped``."""
+
+    def __init__(self, client: AmiClient, *, keep: Callable[[Message], bool] | None = None,
+                 maxlen: int = 10000) -> None:
         self._client = client
-        self._q: queue.Queue[Message] = queue.Queue()
-        self.seen: list[Message] = []
+        self._keep = keep
+        self._q: queue.Queue[Message] = queue.Queue(maxsize=maxlen)
+        self.seen: deque[Message] = deque(maxlen=maxlen)
+        self.dropped = 0
 
     def _push(self, msg: Message) -> None:
-        self._q.put(msg)
+        if self._keep is not None and not self._keep(msg):
+            return
+        try:
+            self._q.put_nowait(msg)
+        except queue.Full:  # nobody is reading: keep the newest, count the loss
+            with suppress(queue.Empty):
+                self._q.get_nowait()
+                self.dropped += 1
+            with suppress(queue.Full):
+                self._q.put_nowait(msg)
+
+    def _hold(self, msg: Message) -> None:
+        if len(self.seen) == self.seen.maxlen:
+            self.dropped += 1
+        self.seen.append(msg)
 
     def wait_for(self, predicate: Callable[[Message], bool], *, timeout: float,
                  what: str = "AMI event") -> Message:
@@ -90,12 +117,12 @@ class Subscription:
                 continue
             if predicate(msg):
                 return msg
-            self.seen.append(msg)
+            self._hold(msg)
 
     def drain(self) -> list[Message]:
         while True:
             try:
-                self.seen.append(self._q.get_nowait())
+                self._hold(self._q.get_nowait())
             except queue.Empty:
                 return list(self.seen)
 
@@ -172,9 +199,13 @@ class AmiClient:
                 if not data:
                     break
                 buf += data
-                while b"\r\n\r\n" in buf:
-                    raw, buf = buf.split(b"\r\n\r\n", 1)
+                *messages, buf = buf.split(b"\r\n\r\n")
+                for raw in messages:
                     self._dispatch(self._parse(raw))
+                if len(buf) > MAX_MESSAGE:
+                    log.warning("AMI %s:%s sent %d bytes without ending a message: closing",
+                                self.host, self.port, len(buf))
+                    break
         except OSError:
             pass
         finally:
@@ -258,8 +289,9 @@ class AmiClient:
             raise CommandFailed(f"AMI Setvar {variable}: {reply.response.get('Message')}")
 
     @contextmanager
-    def subscribe(self) -> Iterator[Subscription]:
-        sub = Subscription(self)
+    def subscribe(self, *, keep: Callable[[Message], bool] | None = None,
+                  maxlen: int = 10000) -> Iterator[Subscription]:
+        sub = Subscription(self, keep=keep, maxlen=maxlen)
         with self._lock:
             self._subs.append(sub)
         try:

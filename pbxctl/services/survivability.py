@@ -154,7 +154,8 @@ def apply(client: AmiClient, sw: Switch) -> None:
 def watch(client: AmiClient, machine: ModeMachine, *, stop: threading.Event,
           on_switch: Callable[[Switch], None] | None = None, tick: float = 0.2) -> None:
     """Run until ``stop``: sync from `pjsip show contacts`, then follow ContactStatus."""
-    with client.subscribe() as events:
+    # Only ContactStatus is queued, and boundedly: the watcher runs for months.
+    with client.subscribe(keep=lambda m: _contact_up(m) is not None, maxlen=1000) as events:
         now = time.monotonic()
         state = contacts("\n".join(client.command("pjsip show contacts")))
         log.info("watching %s; failback hold-down %g s", ", ".join(PROVINCE_AORS),
