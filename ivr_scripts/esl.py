@@ -211,7 +211,8 @@ class EslServer(gs.OutboundESLServer):  # type: ignore[misc]
         """greenswitch's loop, with what it lacks: the peer checked before a byte is read,
         over capacity closed at once (greenswitch first waits, unbounded, for the peer), and
         EMFILE backed off instead of ending the server."""
-        self.server = socket.socket()
+        # gevent's socket, as greenswitch uses: a stdlib one would block the whole hub.
+        self.server = gs.socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind((self.bind_address, self.bind_port[0]))
         self.bound_port = self.server.getsockname()[1]

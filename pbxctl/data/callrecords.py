@@ -9,7 +9,6 @@ PostgreSQL when it can. ``eor=1`` closes every record, so a torn line is recogni
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,6 @@ from pbxctl.core import chanvars as V
 from pbxctl.core.errors import InputError
 
 CALL_LOG_NAME = "pbxctl-calls.log"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 FORMAT_VERSION = "1"
 
 # Record field -> the dialplan expression whose value it carries (shared with the template).
@@ -98,9 +96,10 @@ def parse_record(line: str, *, where: str) -> CallRecord:
         # A write torn before its end, then the next record appended to the same line: both
         # halves are in here, and the later values would silently win.
         raise InputError(f"{where}: torn call record (two records merged on one line)")
-    bad = next((k for k, v in pairs if _CONTROL.search(v) or _CONTROL.search(k)), None)
-    if bad is not None:
-        raise InputError(f"{where}: call record field {bad!r} holds a control character")
+    # PostgreSQL text cannot hold NUL: a caller id carrying one (PSTN peers send anything)
+    # keeps its record, with U+FFFD in its place. Other characters are data, bound as SQL
+    # parameters and escaped by every output.
+    fields = {k: v.replace("\x00", "\ufffd") for k, v in fields.items()}
     if fields.get("v") != FORMAT_VERSION:
         raise InputError(f"{where}: unknown call record version {fields.get('v')!r}")
     for key in ("site", "uniqueid"):

@@ -46,7 +46,8 @@ def test_call_log_writer_quarantines_a_nul_and_keeps_writing(fresh_db: Store) ->
     assert source == "call-log" and "NUL" in str(reason) and "\\x00" in str(rec)
 
 
-def test_collector_keeps_torn_and_poisoned_lines_aside(fresh_db: Store, tmp_path: Path) -> None:
+def test_collector_keeps_a_torn_line_aside_and_a_nul_out_of_the_database(
+        fresh_db: Store, tmp_path: Path) -> None:
     cfg = CollectorConfig(call_log=tmp_path / "log" / "pbxctl-calls.log",
                           recordings_dir=tmp_path / "monitor", state_dir=tmp_path / "state",
                           settle_s=0.0)
@@ -55,10 +56,12 @@ def test_collector_keeps_torn_and_poisoned_lines_aside(fresh_db: Store, tmp_path
            + record("nul", caller="0571%00x", recording=False).replace("0571%2500x", "0571%00x")
            + record("good-2", recording=False))
     res = Collector(config=cfg, store=fresh_db).run_once()
-    assert (res.calls, res.rejected) == (2, 2), res
-    assert call_count(fresh_db, site="zj-pbx") == 2
+    assert (res.calls, res.rejected) == (3, 1), res
+    assert call_count(fresh_db, site="zj-pbx") == 3
+    [nul] = fresh_db.execute("SELECT caller FROM call_records WHERE uniqueid = 'nul'")
+    assert nul == ("0571\ufffdx",)  # kept, the NUL PostgreSQL cannot store replaced
     rejected = (cfg.state_dir / "rejected.log").read_text().splitlines()
-    assert len(rejected) == 2 and "merged-b" in rejected[0] and "uniqueid=nul" in rejected[1]
+    assert len(rejected) == 1 and "merged-b" in rejected[0]
 
 
 def test_notifier_escalates_an_order_it_cannot_announce_and_calls_the_others(
