@@ -14,7 +14,7 @@ plain callables, so the decision stays testable without a PBX.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -80,6 +80,6 @@ def make_gate(*, rule: str = "hold-down", window: Window | None = None,
     return gate
 
 
-def count_lss_calls(concise_channels: str) -> int:
-    """Calls the gateway has on its LSS trunks, from `core show channels concise`."""
-    return sum(1 for line in concise_channels.splitlines() if line.startswith("PJSIP/lss-"))
+def count_lss_calls(channels: Iterable[str]) -> int:
+    """Calls the gateway has on its LSS trunks, from its channel names."""
+    return sum(1 for name in channels if name.startswith("PJSIP/lss-"))

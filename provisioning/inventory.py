@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, ip_address
 from pathlib import Path
 
 from pbxctl.core.errors import InputError
@@ -149,7 +149,23 @@ def _options(c: Checker, d: LocDict | None, path: str) -> Options:
                                 default=dflt.invite_max_age, kind=int),
         failback_rule=_failback_rule(c, d, f"{path}.failback_rule", dflt.failback_rule),
         failback_window=_failback_window(c, d, f"{path}.failback_window"),
+        ami_permit=_addresses(c, d, "ami_permit", f"{path}.ami_permit"),
     )
+
+
+def _addresses(c: Checker, d: LocDict, key: str, path: str) -> tuple[IPv4Address, ...]:
+    out = []
+    items = c.seq(d, key, path, required=False)
+    for i, item in enumerate(items):
+        try:
+            addr = ip_address(str(item))
+        except ValueError:
+            addr = None
+        if not isinstance(addr, IPv4Address):
+            c.err(items.loc_of(i), f"{path}[{i}]", f"{item!r} is not an IPv4 address")
+            continue
+        out.append(addr)
+    return tuple(out)
 
 
 def _failback_rule(c: Checker, d: LocDict, path: str, default: str) -> str:

@@ -64,6 +64,9 @@ class Options:
     # until the LSS carries no call; a window ("02:00-05:00", local time) waits for it.
     failback_rule: str = "hold-down"
     failback_window: str = ""
+    # AMI: besides the CTI hosts and the site itself, these management hosts (an NMS, the
+    # lab's drill nodes) may sign in as the operations user. Exact addresses, no networks.
+    ami_permit: tuple[IPv4Address, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ reload command need a restart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 from pbxctl.data.prompts import WELCOME_DEFAULT
 from pbxctl.pbx.asterisk_modules import DEFAULT_MAJOR, modules_for, traits
@@ -18,7 +18,8 @@ from provisioning.templates import render
 
 SIP_PORT = 5060
 AMI_PORT = 5038
-AMI_USER = "pbxctl"  # the [pbxctl] section of the rendered manager.conf
+AMI_USER = "pbxctl"  # the operations user of the rendered manager.conf
+AMI_USERS = {"ops": AMI_USER, "watch": "pbxctl-watch", "notify": "pbxctl-notify"}
 LOCAL_WELCOME = "pls-hold-while-try"  # stock prompt until the prompt catalogue lands
 
 RELOAD: dict[str, str | None] = {
@@ -128,11 +129,18 @@ def _queues(site: Site, inv: Inventory) -> list[_Queue]:
     return []
 
 
-def _manager_permit(site: Site, inv: Inventory) -> list[IPv4Network]:
-    nets = [inv.province.network_a]
-    if site.prefecture is not None:
-        nets.append(site.prefecture.network_a)
-    return nets
+def _manager_permit(site: Site, inv: Inventory) -> dict[str, list[IPv4Address]]:
+    """Exact addresses per AMI user: operations from the CTI hosts, the site itself and the
+    configured management hosts; the watcher and the notifier from the site itself (they run
+    beside it)."""
+    own = [site.host.a, site.host.b]
+    cti = [inv.province.cti.a, inv.province.cti.b]
+    return {"ops": _unique([*cti, *own, *inv.province.options.ami_permit]), "watch": own,
+            "notify": _unique([*own, *cti])}
+
+
+def _unique(addrs: list[IPv4Address]) -> list[IPv4Address]:
+    return list(dict.fromkeys(addrs))
 
 
 DEFAULT_PROMPT_DIR = "/var/lib/asterisk/sounds/pbxctl"
@@ -174,9 +182,11 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = DE
     files["queues.conf"] = render("asterisk/queues.conf.j2", site=site, options=opts,
                                   queues=_queues(site, inv),
                                   monitor_type=traits(major).queue_monitor_type)
-    files["manager.conf"] = render("asterisk/manager.conf.j2", site=site, bind=site.host.a,
-                                   port=AMI_PORT, secret=secrets.ami[site.name],
-                                   permit=_manager_permit(site, inv))
+    files["manager.conf"] = render(
+        "asterisk/manager.conf.j2", site=site, bind=site.host.a, port=AMI_PORT,
+        users=AMI_USERS, permit=_manager_permit(site, inv),
+        secrets={"ops": secrets.ami[site.name], "watch": secrets.ami_watch.get(site.name, ""),
+                 "notify": secrets.ami_notify.get(site.name, "")})
     for which in ("modules.conf", "logger.conf", "rtp.conf", "musiconhold.conf",
                   "asterisk.conf"):
         files[which] = render("asterisk/static.conf.j2", which=which, site=site,

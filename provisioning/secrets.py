@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets as _random
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -18,9 +18,15 @@ from provisioning.model import Inventory
 @dataclass(frozen=True)
 class Secrets:
     path: str
-    ami: dict[str, str]  # site name → AMI secret of its manager user
+    ami: dict[str, str]  # site name → AMI secret of its operations user (pbxctl)
     sip: dict[str, str]  # seat id → SIP digest password
     dsn: dict[str, str]  # secret name → PostgreSQL conninfo (written by ops)
+    ami_watch: dict[str, str] = field(default_factory=dict)  # gateway → pbxctl-watch secret
+    ami_notify: dict[str, str] = field(default_factory=dict)  # province PBX → pbxctl-notify
+
+SECTIONS = ("ami", "ami_watch", "ami_notify", "sip", "dsn")
+# The per-purpose AMI users a site of each role has besides the operations user.
+ROLE_USERS = {"gateway": ("ami_watch",), "province": ("ami_notify",)}
 
 
 def secrets_path(inventory: Path) -> Path:
@@ -37,7 +43,7 @@ def _load(path: Path) -> dict[str, dict[str, str]]:
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}") from None
     out: dict[str, dict[str, str]] = {}
-    for section in ("ami", "sip", "dsn"):
+    for section in SECTIONS:
         values = data.get(section) or {}
         if not isinstance(values, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
@@ -51,12 +57,13 @@ def _load(path: Path) -> dict[str, dict[str, str]]:
 
 def ensure_secrets(inv: Inventory, path: Path, *, create: bool = True) -> Secrets:
     """Load the secrets file, generating any missing AMI/SIP secret (then rewriting it, 0600)."""
-    data = _load(path) if path.exists() else {"ami": {}, "sip": {}, "dsn": {}}
+    data = _load(path) if path.exists() else {s: {} for s in SECTIONS}
     changed = not path.exists()
     for site in inv.sites():
-        if site.name not in data["ami"]:
-            data["ami"][site.name] = _random.token_hex(16)
-            changed = True
+        for section in ("ami", *ROLE_USERS.get(site.role, ())):
+            if site.name not in data[section]:
+                data[section][site.name] = _random.token_hex(16)
+                changed = True
     for seat in inv.all_seats():
         if seat.id not in data["sip"]:
             data["sip"][seat.id] = _random.token_urlsafe(18)
@@ -69,4 +76,5 @@ def ensure_secrets(inv: Inventory, path: Path, *, create: bool = True) -> Secret
         text += yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
         atomic_write(path, text, mode=0o600)
         os.chmod(path, 0o600)
-    return Secrets(str(path), data["ami"], data["sip"], data["dsn"])
+    return Secrets(str(path), data["ami"], data["sip"], data["dsn"], ami_watch=data["ami_watch"],
+                   ami_notify=data["ami_notify"])

@@ -137,7 +137,7 @@ def cmd_orders_report(args: argparse.Namespace, env: Env) -> int:
 
 DISPATCHER_OPTIONS = (
     Option("inventory", str, ""), Option("ami_host", str, ""), Option("ami_port", int, 5038),
-    Option("ami_user", str, "pbxctl"), Option("ami_source", str, ""),
+    Option("ami_user", str, "pbxctl-notify"), Option("ami_source", str, ""),
     Option("ami_secret", str, "", secret=True),
     Option("prompt_dir", str, "/var/lib/asterisk/sounds/pbxctl"),
     Option("tts_cache", str, "/var/cache/pbxctl/tts"), Option("interval", float, 2.0))
@@ -246,7 +246,7 @@ def _register_dispatcher(orders: Verbs) -> None:
     dp.add_argument("--inventory", help="(dispatcher.inventory)")
     dp.add_argument("--ami-host", help="the province PBX's AMI address (dispatcher.ami_host)")
     dp.add_argument("--ami-port", type=int, help="default 5038")
-    dp.add_argument("--ami-user", help="default pbxctl")
+    dp.add_argument("--ami-user", help="default pbxctl-notify (the province's notifier user)")
     dp.add_argument("--ami-source", help="local address to connect from")
     dp.add_argument("--prompt-dir", help="default /var/lib/asterisk/sounds/pbxctl")
     dp.add_argument("--tts-cache", help="default /var/cache/pbxctl/tts")

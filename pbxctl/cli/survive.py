@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from provisioning.failback import Gate
 
 OPTIONS = (
-    Option("ami_host", str, ""), Option("ami_port", int, 5038), Option("ami_user", str, "pbxctl"),
+    Option("ami_host", str, ""), Option("ami_port", int, 5038),
+    Option("ami_user", str, "pbxctl-watch"),
     Option("ami_source", str, ""), Option("ami_secret", str, "", secret=True),
     Option("hold_down", float, 30.0), Option("failback_rule", str, "hold-down"),
     Option("failback_window", str, ""), Option("timezone", str, "Asia/Shanghai"),
@@ -95,13 +96,13 @@ def _start_probe(s: SimpleNamespace, client: AmiClient, tracker: HealthTracker,
 
 
 def _failback_gate(s: SimpleNamespace, client: AmiClient) -> Gate | None:
-    from provisioning.failback import Window, count_lss_calls, make_gate
+    from pbxctl.services.survivability import count_lss_calls
+    from provisioning.failback import Window, make_gate
 
     window = Window.parse(s.failback_window, where="failback window") \
         if s.failback_window else None
     return make_gate(rule=s.failback_rule, window=window, timezone=s.timezone,
-                     lss_calls=lambda: count_lss_calls(
-                         "\n".join(client.command("core show channels concise"))))
+                     lss_calls=lambda: count_lss_calls(client))
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -118,7 +119,7 @@ def register(nouns: Verbs) -> None:
     config_arg(sv)
     sv.add_argument("--ami-host", help="the gateway's manager address")
     sv.add_argument("--ami-port", type=int, help="default 5038")
-    sv.add_argument("--ami-user", help="default pbxctl")
+    sv.add_argument("--ami-user", help="default pbxctl-watch (the gateway's watcher user)")
     sv.add_argument("--ami-source", help="local address to connect from")
     sv.add_argument("--hold-down", type=float,
                     help="seconds the province must stay reachable before failback "

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.core.procs import pid_alive, spawn, stop_pid, tail, wait_until
 from pbxctl.lab.sandbox.asterisk import find_asterisk, stop_by_pid
@@ -33,7 +35,7 @@ from pbxctl.lab.sandbox.netns import NetLab, lab_namespaces
 from pbxctl.lab.site import sandbox_for
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory, Prefecture
-from provisioning.render_asterisk import render_site
+from provisioning.render_asterisk import AMI_USERS, render_site
 from provisioning.secrets import ensure_secrets, secrets_path
 
 Progress = Callable[[str], None]
@@ -100,6 +102,18 @@ def copy_inventory(src: Path, dest_dir: Path, *, always_open: bool = False) -> P
     return dest_dir / src.name
 
 
+def permit_drill_nodes(path: Path, inv: Inventory) -> None:
+    """The drills read a gateway's AMI from its PSTN node (where SIPp runs): in the lab's copy
+    of the inventory those nodes are management hosts (options.ami_permit), as an NMS would
+    be in production. Nothing else is permitted that production would not permit."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    options = data["province"].setdefault("options", {})
+    extra = [str(p.pstn_gateway.addr(sw)) for p in inv.prefectures for sw in ("a", "b")]
+    options["ami_permit"] = [*options.get("ami_permit", []), *extra]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+                    encoding="utf-8")
+
+
 def node_names(code: str) -> dict[str, str]:
     """The lab's nodes of one prefecture (by its code)."""
     code = code.lower()
@@ -146,6 +160,7 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
         raise UsageError("a namespace lab needs root (ip netns)")
     binary = find_asterisk(major)
     path = copy_inventory(inventory, root / "inventory", always_open=always_open)
+    permit_drill_nodes(path, load_inventory(path))
     inv = load_inventory(path)
     sec = ensure_secrets(inv, secrets_path(path))
     chosen = [inv.prefecture(c) for c in prefectures] if prefectures else list(inv.prefectures)
@@ -204,6 +219,7 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
         gw = state.sites[p.gateway.name]
         argv = ["ip", "netns", "exec", net.ns(site_nodes[p.gateway.name]), sys.executable,
                 "-m", "pbxctl", "survive", "run", "--ami-host", gw["ami"]["host"],
+                "--ami-user", AMI_USERS["watch"],
                 "--hold-down", f"{state.hold_down:g}",
                 "--failback-rule", opts.failback_rule, "--timezone", opts.timezone,
                 *(["--failback-window", opts.failback_window] if opts.failback_window else []),
@@ -212,7 +228,7 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
         state.watchers[p.gateway.name] = _start_logged(
             argv, root / "survive" / f"{p.gateway.name}.log", "pbxctl.services.survivability",
             f"survivability watcher of {p.gateway.name}",
-            env={**os.environ, "PBXCTL_AMI_SECRET": gw["ami"]["secret"]})
+            env={**os.environ, "PBXCTL_SURVIVE_AMI_SECRET": sec.ami_watch[p.gateway.name]})
         keep()
     progress(f"survivability watchers on {len(chosen)} gateway(s), failback hold-down "
              f"{state.hold_down:g} s")

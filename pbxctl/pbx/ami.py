@@ -280,6 +280,13 @@ class AmiClient:
             raise CommandFailed(f"AMI Command {cli!r}: {reply.response.get('Message')}")
         return reply.output
 
+    def getvar(self, variable: str) -> str:
+        """A global variable or a dialplan function's value (no channel)."""
+        reply = self.action("Getvar", Variable=variable)
+        if not reply.ok:
+            raise CommandFailed(f"AMI Getvar {variable}: {reply.response.get('Message')}")
+        return reply.response.get("Value", "")
+
     def setvar(self, variable: str, value: str, *, channel: str | None = None) -> None:
         if channel:
             reply = self.action("Setvar", Variable=variable, Value=value, Channel=channel)

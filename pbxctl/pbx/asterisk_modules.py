@@ -55,7 +55,6 @@ _BASE_16: tuple[str, ...] = (
     "func_math",
     "func_timeout",
     "func_devstate",
-    "func_shell",
     "func_env",
     "func_uri",
     "bridge_simple",
@@ -88,8 +87,11 @@ MODULES: dict[int, tuple[str, ...]] = {16: _BASE_16, 22: _BASE_22}
 
 # What pbxctl builds for 22 (menuselect --enable): the runtime set plus what the build
 # itself needs (res_clioriginate for `channel originate` in labs and drills).
+# func_shell is built but never loaded: SHELL() runs anything as the asterisk user from a
+# dialplan line, and nothing of pbxctl's needs it (load it yourself if you must).
 BUILD_EXTRA_22: tuple[str, ...] = ("res_clioriginate", "res_sorcery_realtime",
-                                   "res_sorcery_memory_cache", "app_record", "res_srtp")
+                                   "res_sorcery_memory_cache", "app_record", "res_srtp",
+                                   "func_shell")
 SUPPORTED = tuple(sorted(MODULES))
 DEFAULT_MAJOR = 22
 AST22_PREFIX = "/opt/pbxctl/asterisk-22"

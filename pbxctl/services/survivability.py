@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pbxctl.core import chanvars as V
 from pbxctl.core.errors import CommandFailed, PbxctlError, WaitTimeout
 from pbxctl.pbx.ami import AmiClient, Message
-from pbxctl.pbx.asterisk_show import contacts
 from provisioning.failback import Gate
+from provisioning.failback import count_lss_calls as lss_calls
 
 log = logging.getLogger("pbxctl.services.survivability")
 
@@ -145,6 +145,25 @@ def _contact_up(msg: Message) -> tuple[str, bool] | None:
     return None
 
 
+_STATES = {"Reachable": "Avail", "Unreachable": "Unavail"}
+
+
+def contact_state(client: AmiClient, aor: str) -> str:
+    """Avail | Unavail | Unknown of the AOR's first contact, read like the dialplan reads it
+    (PJSIP_AOR, PJSIP_CONTACT through Getvar): the watcher's AMI user needs no `command`."""
+    contact = client.getvar(f"PJSIP_AOR({aor},contact)").split(",")[0].strip()
+    if not contact:
+        return "Unknown"
+    return _STATES.get(client.getvar(f"PJSIP_CONTACT({contact},status)").strip(), "Unknown")
+
+
+def count_lss_calls(client: AmiClient) -> int:
+    """Calls the gateway has on its LSS trunks (CoreShowChannels: reporting, not command)."""
+    reply = client.action("CoreShowChannels")
+    return lss_calls([ev.get("Channel", "") for ev in reply.events
+                      if ev.get("Event") == "CoreShowChannel"])
+
+
 def apply(client: AmiClient, sw: Switch) -> None:
     client.setvar(MODE_VAR, "1" if sw.to == "survivable" else "0")
     client.action("UserEvent", UserEvent="PbxctlMode", Mode=sw.to, Reason=sw.reason)
@@ -153,26 +172,24 @@ def apply(client: AmiClient, sw: Switch) -> None:
 
 def watch(client: AmiClient, machine: ModeMachine, *, stop: threading.Event,
           on_switch: Callable[[Switch], None] | None = None, tick: float = 0.2) -> None:
-    """Run until ``stop``: sync from `pjsip show contacts`, then follow ContactStatus."""
+    """Run until ``stop``: read both AORs' state, then follow ContactStatus (and read the
+    state again whenever the bounded event buffer overflowed)."""
     # Only ContactStatus is queued, and boundedly: the watcher runs for months.
     with client.subscribe(keep=lambda m: _contact_up(m) is not None, maxlen=1000) as events:
-        now = time.monotonic()
-        state = contacts("\n".join(client.command("pjsip show contacts")))
         log.info("watching %s; failback hold-down %g s", ", ".join(PROVINCE_AORS),
                  machine.hold_down)
-        for aor in PROVINCE_AORS:
-            # Right after a boot qualify has not answered yet ("Unknown"): not a loss.
-            if state.get(aor) not in ("Avail", "Unavail"):
-                continue
-            sw = machine.observe(aor, state.get(aor) == "Avail", now)
-            if sw:
-                apply(client, sw)
-                if on_switch:
-                    on_switch(sw)
+        _sync(client, machine, on_switch)
+        dropped = 0
         while not stop.is_set():
             if not client.connected:
                 raise CommandFailed("AMI connection to the gateway lost",
                                     hint="the supervisor (systemd) restarts the watcher")
+            if events.dropped != dropped:
+                # More events than the buffer holds (a storm): some transitions were lost.
+                # Read the state again instead of trusting what is left.
+                dropped = events.dropped
+                log.warning("AMI event buffer overflowed (%d dropped): resyncing", dropped)
+                _sync(client, machine, on_switch)
             try:
                 msg = events.wait_for(lambda m: _contact_up(m) is not None, timeout=tick,
                                       what="ContactStatus")
@@ -184,7 +201,23 @@ def watch(client: AmiClient, machine: ModeMachine, *, stop: threading.Event,
             sw = machine.observe(got[0], got[1], now) if got else machine.tick(now)
             if machine.held and machine.held != held:
                 log.warning("failback due but held: %s", machine.held)
-            if sw:
-                apply(client, sw)
-                if on_switch:
-                    on_switch(sw)
+            _switched(client, sw, on_switch)
+
+
+def _sync(client: AmiClient, machine: ModeMachine,
+          on_switch: Callable[[Switch], None] | None) -> None:
+    now = time.monotonic()
+    for aor in PROVINCE_AORS:
+        state = contact_state(client, aor)
+        # Right after a boot qualify has not answered yet ("Unknown"): not a loss.
+        if state not in ("Avail", "Unavail"):
+            continue
+        _switched(client, machine.observe(aor, state == "Avail", now), on_switch)
+
+
+def _switched(client: AmiClient, sw: Switch | None,
+              on_switch: Callable[[Switch], None] | None) -> None:
+    if sw:
+        apply(client, sw)
+        if on_switch:
+            on_switch(sw)

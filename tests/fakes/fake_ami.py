@@ -35,6 +35,7 @@ class FakeAmi:
         self._srv = socket.create_server(("127.0.0.1", 0))
         self.port = self._srv.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._send_lock = threading.Lock()  # replies and events never interleave, as in Asterisk
 
     def start(self) -> None:
         self._thread.start()
@@ -45,7 +46,7 @@ class FakeAmi:
     def _serve(self) -> None:
         conn, _ = self._srv.accept()
         with conn:
-            conn.sendall(b"Asterisk Call Manager/9.0.0\r\n")
+            self._send(conn, b"Asterisk Call Manager/9.0.0\r\n")
             reader = conn.makefile("rb")
             blaster: threading.Thread | None = None
             while True:
@@ -54,11 +55,18 @@ class FakeAmi:
                     return
                 aid = msg.get("ActionID", "")
                 action = msg.get("Action", "")
+                if action == "Getvar":  # the watcher's first look at the two AORs
+                    var = msg.get("Variable", "")
+                    value = ("Reachable" if var.startswith("PJSIP_CONTACT(")
+                             else var[len("PJSIP_AOR("):].split(",")[0] + "/sip:127.0.0.1:5060")
+                    self._send(conn, f"Response: Success\r\nActionID: {aid}\r\n"
+                                 f"Variable: {var}\r\nValue: {value}\r\n\r\n".encode())
+                    continue
                 if action == "Command":
                     out = "".join(f"Output: {line}\r\n" for line in CONTACTS.splitlines())
-                    conn.sendall(f"Response: Success\r\nActionID: {aid}\r\n{out}\r\n".encode())
+                    self._send(conn, f"Response: Success\r\nActionID: {aid}\r\n{out}\r\n".encode())
                 else:
-                    conn.sendall(f"Response: Success\r\nActionID: {aid}\r\n\r\n".encode())
+                    self._send(conn, f"Response: Success\r\nActionID: {aid}\r\n\r\n".encode())
                 if action == "Login" and blaster is None:
                     blaster = threading.Thread(target=self._blast, args=(conn,), daemon=True)
                     blaster.start()
@@ -68,10 +76,18 @@ class FakeAmi:
         for ev in day_of_events(self.events):
             batch.append(ev)
             if len(batch) == 500:
-                conn.sendall(b"".join(batch))
+                self._send(conn, b"".join(batch))
                 batch.clear()
-        conn.sendall(b"".join(batch))
+        # The last word: path B goes down. Whatever a storm cost, the watcher must end up
+        # knowing this.
+        batch.append(b"Event: ContactStatus\r\nURI: sip:127.0.0.2\r\n"
+                     b"ContactStatus: Unreachable\r\nAOR: province-b\r\n\r\n")
+        self._send(conn, b"".join(batch))
         self.sent.set()
+
+    def _send(self, conn: socket.socket, data: bytes) -> None:
+        with self._send_lock:
+            conn.sendall(data)
 
     @staticmethod
     def _read(reader: object) -> dict[str, str] | None:

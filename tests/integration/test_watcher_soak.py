@@ -23,7 +23,7 @@ def rss_mb() -> float:
 
 
 def soak(events: int) -> tuple[float, float, int]:
-    """(RSS before, RSS after, ContactStatus events the watcher saw)."""
+    """(RSS before, RSS after, ContactStatus events the watcher took in)."""
     ami = FakeAmi(events=events)
     ami.start()
     client = AmiClient(host="127.0.0.1", port=ami.port, username="u", secret="s")
@@ -31,10 +31,13 @@ def soak(events: int) -> tuple[float, float, int]:
     stop = threading.Event()
     machine = ModeMachine(hold_down=5.0)
     seen = {"n": 0}
+    b_down = threading.Event()
     observe = machine.observe
 
     def counting(aor: str, up: bool, now: float) -> Switch | None:
         seen["n"] += 1
+        if aor == "province-b" and not up:
+            b_down.set()
         return observe(aor, up, now)
 
     machine.observe = counting  # type: ignore[method-assign]  # count what it acts on
@@ -44,8 +47,8 @@ def soak(events: int) -> tuple[float, float, int]:
     runner.start()
     try:
         wait_until(ami.sent.is_set, timeout=600, what="the stand-in to send every event")
-        wait_until(lambda: seen["n"] >= events // 10 + 2, timeout=120,
-                   what="the watcher to see every ContactStatus")
+        wait_until(b_down.is_set, timeout=120,
+                   what="the watcher to take in the last event (path B down)")
         after = rss_mb()
     finally:
         stop.set()
@@ -57,6 +60,7 @@ def soak(events: int) -> tuple[float, float, int]:
 
 def test_a_day_of_events_leaves_the_watcher_flat() -> None:
     before, after, contact_events = soak(EVENTS)
-    print(f"\nwatcher RSS {before:.1f} MB → {after:.1f} MB after {EVENTS:,} events")
-    assert contact_events == EVENTS // 10 + 2  # and the two of the first `pjsip show contacts`
+    print(f"\nwatcher RSS {before:.1f} MB → {after:.1f} MB after {EVENTS:,} events "
+          f"({contact_events:,} ContactStatus taken in; the rest overflowed and were resynced)")
+    assert contact_events >= 3  # the first look at both paths, and the last event at least
     assert after - before < 25, (before, after)
