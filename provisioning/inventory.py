@@ -7,11 +7,9 @@ Values that would break a config line are refused here, before any renderer sees
 from __future__ import annotations
 
 import re
-from dataclasses import fields
-from ipaddress import IPv4Address, IPv4Network, ip_address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from pbxctl.core.errors import InputError
 from pbxctl.core.yamlsrc import LocDict, load_yaml
 from pbxctl.data.orders import ORDER_TYPES
 from provisioning.checks import (
@@ -33,18 +31,19 @@ from provisioning.checks import (
     InventoryError,
     UniqueIds,
 )
+from provisioning.includes import LISTS, MAX_TREE_BYTES, collect
 from provisioning.model import (
     BusinessHours,
     County,
     Dispatch,
     Host,
     Inventory,
-    Options,
     Prefecture,
     Province,
     Seat,
     SeatKind,
 )
+from provisioning.options import options
 
 
 def _host(c: Checker, reg: UniqueIds, parent: LocDict, key: str, path: str,
@@ -121,90 +120,6 @@ def _seats(c: Checker, reg: UniqueIds, parent: LocDict, key: str, path: str, kin
     return tuple(out)
 
 
-def _options(c: Checker, d: LocDict | None, path: str) -> Options:
-    if d is None:
-        return Options()
-    names = {f.name for f in fields(Options)}
-    c.unknown_keys(d, names, path)
-    dflt = Options()
-    return Options(
-        qualify_frequency=c.number(d, "qualify_frequency", f"{path}.qualify_frequency", lo=1,
-                                   hi=60, default=dflt.qualify_frequency, kind=int),
-        qualify_timeout=c.number(d, "qualify_timeout", f"{path}.qualify_timeout", lo=0.1, hi=10,
-                                 default=dflt.qualify_timeout, kind=float),
-        trunk_dial_timeout=c.number(d, "trunk_dial_timeout", f"{path}.trunk_dial_timeout",
-                                    lo=1, hi=60, default=dflt.trunk_dial_timeout, kind=int),
-        queue_timeout=c.number(d, "queue_timeout", f"{path}.queue_timeout", lo=10, hi=3600,
-                               default=dflt.queue_timeout, kind=int),
-        agent_ring_timeout=c.number(d, "agent_ring_timeout", f"{path}.agent_ring_timeout", lo=5,
-                                    hi=120, default=dflt.agent_ring_timeout, kind=int),
-        overflow_wait=c.number(d, "overflow_wait", f"{path}.overflow_wait", lo=5, hi=3600,
-                               default=dflt.overflow_wait, kind=int),
-        timezone=_timezone(c, d, f"{path}.timezone", dflt.timezone),
-        failback_hold_down=c.number(d, "failback_hold_down", f"{path}.failback_hold_down",
-                                    lo=1, hi=3600, default=dflt.failback_hold_down, kind=int),
-        rtp_timeout=c.number(d, "rtp_timeout", f"{path}.rtp_timeout", lo=2, hi=3600,
-                             default=dflt.rtp_timeout, kind=int),
-        invite_max_age=c.number(d, "invite_max_age", f"{path}.invite_max_age", lo=0, hi=300,
-                                default=dflt.invite_max_age, kind=int),
-        failback_rule=_failback_rule(c, d, f"{path}.failback_rule", dflt.failback_rule),
-        failback_window=_failback_window(c, d, f"{path}.failback_window"),
-        ami_permit=_addresses(c, d, "ami_permit", f"{path}.ami_permit"),
-    )
-
-
-def _addresses(c: Checker, d: LocDict, key: str, path: str) -> tuple[IPv4Address, ...]:
-    out = []
-    items = c.seq(d, key, path, required=False)
-    for i, item in enumerate(items):
-        try:
-            addr = ip_address(str(item))
-        except ValueError:
-            addr = None
-        if not isinstance(addr, IPv4Address):
-            c.err(items.loc_of(i), f"{path}[{i}]", f"{item!r} is not an IPv4 address")
-            continue
-        out.append(addr)
-    return tuple(out)
-
-
-def _failback_rule(c: Checker, d: LocDict, path: str, default: str) -> str:
-    from provisioning.failback import RULES
-
-    value = c.text(d, "failback_rule", path, required=False, default=default)
-    if value not in RULES:
-        c.err(d.loc_of("failback_rule"), path, f"{value!r} is not one of {', '.join(RULES)}")
-        return default
-    return value
-
-
-def _failback_window(c: Checker, d: LocDict, path: str) -> str:
-    from pbxctl.core.errors import InputError
-    from provisioning.failback import Window
-
-    value = c.text(d, "failback_window", path, required=False, default="")
-    if not value:
-        return ""
-    try:
-        return str(Window.parse(value, where=path))
-    except InputError:
-        c.err(d.loc_of("failback_window"), path, f"{value!r} is not HH:MM-HH:MM "
-              "(e.g. 02:00-05:00)")
-        return ""
-
-
-def _timezone(c: Checker, d: LocDict, path: str, default: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    name = c.text(d, "timezone", path, required=False, default=default)
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        c.err(d.loc_of("timezone"), path, f"unknown time zone {name!r} (e.g. Asia/Shanghai)")
-        return default
-    return name
-
-
 def _province(c: Checker, reg: UniqueIds, root: LocDict, owner: dict[str, str]) -> Province:
     d = c.mapping(root, "province", "province")
     if d is None:
@@ -238,7 +153,7 @@ def _province(c: Checker, reg: UniqueIds, root: LocDict, owner: dict[str, str]) 
                   owner)
     if not sups:
         c.err(d.loc, "province.supervisors", "at least one supervisor seat is required")
-    opts = _options(c, c.mapping(d, "options", "province.options", required=False),
+    opts = options(c, c.mapping(d, "options", "province.options", required=False),
                     "province.options")
     return Province(code, name, nets[0] or NO_NETWORK, nets[1] or NO_NETWORK, pbx, cti, cti_port,
                     db_secret, sups, opts)
@@ -316,54 +231,6 @@ def _county(c: Checker, reg: UniqueIds, d: LocDict, path: str, owner: dict[str, 
     return County(code, name, pref, seats)
 
 
-_LISTS = ("prefectures", "counties")
-
-
-MAX_INCLUDES = 200
-MAX_TREE_BYTES = 32 * 1024 * 1024
-
-
-def _collect(c: Checker, path: Path, seen: set[Path],
-             out: dict[str, list[tuple[LocDict, str]]], root: LocDict, *,
-             base: Path, budget: list[int]) -> None:
-    """Prefecture and county items from ``root`` and, once each, its includes (relative to
-    the including file)."""
-    for key in _LISTS:
-        items = c.seq(root, key, key, required=False)
-        for i, item in enumerate(items):
-            if isinstance(item, LocDict):
-                out[key].append((item, f"{key}[{len(out[key])}]"))
-            else:
-                c.err(items.loc_of(i), f"{key}[{i}]", "must be a mapping")
-    includes = c.seq(root, "include", "include", required=False)
-    for i, inc in enumerate(includes):
-        if not isinstance(inc, str):
-            c.err(includes.loc_of(i), f"include[{i}]", "must be a file name")
-            continue
-        target = (path.parent / inc).resolve()
-        if not target.is_relative_to(base):
-            c.err(includes.loc_of(i), f"include[{i}]",
-                  f"{inc} is outside the inventory's folder {base} (symlinks included)")
-            continue
-        if target in seen:
-            c.err(includes.loc_of(i), f"include[{i}]", f"{inc} is included twice (or in a cycle)")
-            continue
-        seen.add(target)
-        try:
-            if len(seen) > MAX_INCLUDES:
-                raise InputError(f"more than {MAX_INCLUDES} files in the include tree")
-            budget[0] -= target.stat().st_size if target.is_file() else 0
-            if budget[0] < 0:
-                raise InputError(f"the include tree is larger than {MAX_TREE_BYTES // 2**20} "
-                                 "MB in total")
-            sub = load_yaml(target)
-        except InputError as exc:
-            c.problems.append(f"{includes.loc_of(i)}: include[{i}]: {exc.message}")
-            continue
-        c.unknown_keys(sub, {"prefectures", "counties", "include"}, str(target.name))
-        _collect(c, target, seen, out, sub, base=base, budget=budget)
-
-
 def load_inventory(path: Path) -> Inventory:
     """Load, validate and build the model; raise :class:`InventoryError` with every problem."""
     root = load_yaml(path)
@@ -375,8 +242,8 @@ def load_inventory(path: Path) -> Inventory:
     if root.get("version", 1) != 1:
         c.err(root.loc_of("version"), "version", "only version 1 is understood")
     province = _province(c, reg, root, owner)
-    items: dict[str, list[tuple[LocDict, str]]] = {key: [] for key in _LISTS}
-    _collect(c, path, {path.resolve()}, items, root, base=path.resolve().parent,
+    items: dict[str, list[tuple[LocDict, str]]] = {key: [] for key in LISTS}
+    collect(c, path, {path.resolve()}, items, root, base=path.resolve().parent,
              budget=[MAX_TREE_BYTES - path.stat().st_size])
     pref_items, county_items = items["prefectures"], items["counties"]
     prefectures = tuple(_prefecture(c, reg, d, p, owner) for d, p in pref_items)
