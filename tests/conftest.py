@@ -27,6 +27,47 @@ from pbxctl.pbx.ami import AmiClient
 from pbxctl.pbx.engine import default_major
 
 
+# -- no secret in any CLI output of the whole suite --------------------------------------------
+def _test_secrets() -> set[str]:
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).parent / "data" / "small" / "secrets.yaml").read_text())
+    return {v for section in data.values() if isinstance(section, dict) for v in section.values()
+            if isinstance(v, str) and len(v) >= 8}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_cli_output() -> Iterator[None]:
+    """Every in-process `pbxctl` run of the suite (stdout, stderr, --json, errors) is kept and,
+    at the end, searched for every secret of the test inventory: one hit fails the session."""
+    import argparse
+    import io
+    from typing import TextIO
+
+    from pbxctl.cli import app
+    from pbxctl.cli.env import Command, Env
+
+    seen: list[tuple[str, str]] = []
+    real_run = app.run
+
+    def recording_run(func: Command, args: argparse.Namespace, env: Env,
+                      err_stream: TextIO) -> int:
+        try:
+            return real_run(func, args, env, err_stream)
+        finally:
+            for stream in (env.stdout, err_stream):
+                if isinstance(stream, io.StringIO):
+                    seen.append((" ".join(getattr(args, "argv", [])) or str(func.__name__),
+                                 stream.getvalue()))
+
+    app.run = recording_run
+    yield
+    app.run = real_run
+    secrets = _test_secrets()
+    leaks = [(cmd, s) for cmd, text in seen for s in secrets if s in text]
+    assert not leaks, f"secrets in CLI output: {leaks[:5]}"
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A short path under /tmp: Asterisk's control socket path must stay under 108 bytes."""

@@ -145,6 +145,11 @@ def test_slowloris_and_an_endless_line_do_not_starve_a_healthy_session(cti: Cti)
     finally:
         for s in slow:
             s.close()
+    # 1,001 bad sessions from one peer: one WARNING line about it, no traceback.
+    wait_until(lambda: cti.counters()["protocol_errors"] >= 1001, timeout=60,
+               what="the slowloris sessions to end")
+    log = cti.log.read_text()
+    assert log.count(f"bad AGI session from {HZ_GW}") == 1 and "Traceback" not in log
 
 
 def test_past_the_cap_new_connections_are_closed_at_once(tmp_path: Path) -> None:

@@ -162,3 +162,27 @@ def test_dtmf_input_is_digits_only_when_int_reads_it_as_typed(digits: str) -> No
         assert str(int(digits)).zfill(len(digits)) == digits  # no '²', no '٣', no sign
     else:
         assert not digits or not all(c in "0123456789" for c in digits)
+
+
+# -- AMI messages and peer addresses --------------------------------------------------------------
+@settings(max_examples=EXAMPLES * 4, deadline=None, database=None)
+@given(raw=st.binary(max_size=600))
+def test_any_ami_message_parses_into_one_line_values(raw: bytes) -> None:
+    from pbxctl.pbx.ami import AmiClient
+
+    msg = AmiClient._parse(raw)  # never raises, whatever the bytes
+    for key, value in msg.items():
+        assert isinstance(value, str) and "\r\n" not in key and ":" not in key
+        assert key == key.strip()
+
+
+@settings(max_examples=EXAMPLES * 4, deadline=None, database=None)
+@given(address=st.text(max_size=60))
+def test_any_peer_address_is_allowed_only_when_it_is_one(address: str) -> None:
+    from ipaddress import ip_address
+
+    from ivr_scripts.peers import PeerFilter
+
+    peers = PeerFilter.loopback_only()
+    if peers.allows(address):
+        assert ip_address(address.split("%", 1)[0]).is_loopback
