@@ -63,6 +63,9 @@ fi
 # --- Asterisk 22 (the default engine), built from Debian's source package ------
 "$here/scripts/build-asterisk22.sh"
 
+# --- FreeSWITCH 1.10.12, built from the vendored upstream sources (digests checked) ------------
+"$here/scripts/build-freeswitch.sh"
+
 # --- Python venv -----------------------------------------------------------
 py=${PYTHON:-python3}
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -12,17 +12,23 @@ from pbxctl.core.errors import MissingDependencyError
 
 
 def cmd_doctor(args: argparse.Namespace, env: Env) -> int:
-    from pbxctl.ops.doctor import all_engines, tool_report
+    from pbxctl.ops.doctor import all_engines, freeswitch_report, tool_report
     from pbxctl.pbx.engine import default_major
 
-    engines, tools = all_engines(), tool_report()
+    engines, tools, fs = all_engines(), tool_report(), freeswitch_report()
     default = default_major(env.environ)
     if args.json:
         env.stdout.write(json.dumps({"default": default,
                                      "engines": [e.__dict__ for e in engines],
-                                     "tools": tools}) + "\n")
+                                     "freeswitch": fs.__dict__, "tools": tools}) + "\n")
     else:
         _print_doctor(env, engines, tools, default)
+        if not fs.present:
+            env.out.print(f"FreeSWITCH: not built at {fs.binary} (optional) — fix: {fs.fix}")
+        else:
+            missing = ", ".join(fs.modules_missing)
+            env.out.print(f"FreeSWITCH: {fs.version} at {fs.binary}: " + (
+                f"[red]missing {missing}[/] — fix: {fs.fix}" if missing else "[green]ok[/]"))
     chosen = next(e for e in engines if e.major == default)
     if not chosen.usable or not all(tools.values()):
         raise MissingDependencyError(

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pbxctl.pbx.asterisk_modules import SUPPORTED, modules_for, traits
+from pbxctl.pbx.freeswitch_modules import FS_PREFIX
+from pbxctl.pbx.freeswitch_modules import MODULES as FS_MODULES
 
 # Which pbxctl feature needs which modules (the rest of the list is plumbing they rely on).
 FEATURES: dict[str, tuple[str, ...]] = {
@@ -89,3 +91,30 @@ def tool_report() -> dict[str, str | None]:
 
 def all_engines() -> list[EngineReport]:
     return [engine_report(m) for m in sorted(SUPPORTED, reverse=True)]
+
+
+@dataclass
+class FreeSwitchReport:
+    binary: str
+    present: bool = False
+    version: str = ""
+    modules_missing: list[str] = field(default_factory=list)
+    fix: str = "make setup (scripts/build-freeswitch.sh, from ../shared/vendor/freeswitch)"
+
+
+def freeswitch_report(prefix: Path = FS_PREFIX) -> FreeSwitchReport:
+    """The FreeSWITCH build: present (with its build stamp), version, modules missing. Optional:
+    only FreeSWITCH sites and their tests need it."""
+    rep = FreeSwitchReport(str(prefix / "bin" / "freeswitch"))
+    if not os.access(rep.binary, os.X_OK) or not (prefix / ".pbxctl-build").is_file():
+        return rep
+    rep.present = True
+    try:
+        out = subprocess.run([rep.binary, "-version"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout
+    except OSError as exc:
+        out = f"unrunnable: {exc}"
+    rep.version = out.strip().removeprefix("FreeSWITCH version: ").split(" ")[0]
+    have = {p.stem for p in (prefix / "lib" / "freeswitch" / "mod").glob("*.so")}
+    rep.modules_missing = [m for m in FS_MODULES if m not in have]
+    return rep

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Build FreeSWITCH 1.10.12 (with sofia-sip 1.13.17 and spandsp 0d2e6ac, which Debian lacks)
+# from the unmodified upstream sources in ../shared/vendor/freeswitch/, digests checked, into
+# $PREFIX with the call-center module set pbxctl uses. Idempotent and cached by a stamp of the
+# sources' digests, the module list and this recipe. The stamp is written last: a prefix
+# without it is never used (and is rebuilt from scratch). Measured recipe and pitfalls:
+# ../shared/FREESWITCH-BUILD.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+PREFIX=${PBXCTL_FS_PREFIX:-/opt/pbxctl/freeswitch-1.10}
+VENDOR=${PBXCTL_FS_VENDOR:-$here/../shared/vendor/freeswitch}
+WORK=${PBXCTL_FS_WORK:-/var/cache/pbxctl/freeswitch-build}
+JOBS=${PBXCTL_BUILD_JOBS:-$(nproc)}
+log="$WORK/build.log"
+recipe=1
+build_deps=(autoconf automake libtool libtool-bin pkg-config build-essential uuid-dev
+            zlib1g-dev libjpeg-dev libsqlite3-dev libcurl4-openssl-dev libpcre3-dev
+            libspeex-dev libspeexdsp-dev libedit-dev libtiff-dev libssl-dev libsndfile1-dev
+            libopus-dev)
+modules=(loggers/mod_console loggers/mod_logfile applications/mod_commands
+         applications/mod_dptools applications/mod_db applications/mod_hash applications/mod_expr
+         applications/mod_callcenter applications/mod_spandsp dialplans/mod_dialplan_xml
+         endpoints/mod_sofia endpoints/mod_loopback event_handlers/mod_event_socket
+         formats/mod_sndfile formats/mod_native_file formats/mod_tone_stream say/mod_say_en
+         codecs/mod_opus)
+
+step() { printf '==> freeswitch: %s\n' "$*"; }
+fail() {
+  printf 'make setup: FreeSWITCH build FAILED at step: %s\n--- last lines of %s ---\n' \
+    "$1" "$log" >&2
+  tail -n 25 "$log" >&2 2>/dev/null || true
+  exit 1
+}
+run() { local what=$1; shift; printf '\n### %s\n' "$what" >>"$log"; "$@" >>"$log" 2>&1 || fail "$what"; }
+
+mkdir -p "$WORK"
+: >"$log"
+if [[ ! -f "$VENDOR/SHA256SUMS" ]]; then
+  # No vendored sources (a machine without ../shared): fetching the same refs from upstream
+  # with pinned digests belongs here; this workplace has no route to upstream, so it is not
+  # written yet — say so instead of pretending.
+  step "no sources in $VENDOR: FreeSWITCH not built (the Asterisk engines do not need it)"
+  exit 0
+fi
+(cd "$VENDOR" && sha256sum --quiet -c SHA256SUMS) >>"$log" 2>&1 || fail "check the source digests"
+want=$( (cat "$VENDOR/SHA256SUMS"; printf '%s\n' "$recipe" "${modules[@]}") | sha256sum | cut -d' ' -f1)
+stamp="$PREFIX/.pbxctl-build"
+if [[ -x "$PREFIX/bin/freeswitch" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+  step "1.10.12 present in $PREFIX with the same modules (cached, nothing rebuilt)"
+  exit 0
+fi
+[[ $(id -u) -eq 0 ]] || { echo "make setup: building FreeSWITCH needs root" >&2; exit 1; }
+step "building 1.10.12 into $PREFIX (about 2-3 minutes on 2 cores; log: $log)"
+t0=$(date +%s)
+
+missing=()
+for p in "${build_deps[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  step "installing build dependencies: ${missing[*]}"
+  run "apt-get update" apt-get update -q
+  # --no-upgrade: naming an installed -dev package must not upgrade its runtime library.
+  run "apt-get install build dependencies" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}"
+fi
+
+rm -rf "$PREFIX" "$WORK/src"
+mkdir -p "$WORK/src"
+for t in sofia-sip-1.13.17 spandsp-0d2e6ac freeswitch-1.10.12; do
+  run "unpack $t" tar -C "$WORK/src" -xJf "$VENDOR/$t.tar.xz"
+done
+export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+export LDFLAGS="-L$PREFIX/lib -Wl,-rpath,$PREFIX/lib"
+export CPPFLAGS="-I$PREFIX/include"
+
+srcdir() { find "$WORK/src" -maxdepth 1 -type d -name "$1*" | head -n1; }
+cd "$(srcdir sofia-sip)"
+run "sofia-sip bootstrap" ./bootstrap.sh
+run "sofia-sip configure" ./configure --prefix="$PREFIX" --with-pic --with-glib=no \
+  --without-doxygen --disable-stun --disable-static
+run "sofia-sip make" make -j"$JOBS"
+run "sofia-sip install" make install
+
+cd "$(srcdir spandsp)"
+run "spandsp bootstrap" ./bootstrap.sh
+run "spandsp configure" ./configure --prefix="$PREFIX" --with-pic --disable-static
+run "spandsp make" make -j"$JOBS"
+run "spandsp install" make install
+
+cd "$(srcdir freeswitch)"
+printf '%s\n' "${modules[@]}" >modules.conf  # before bootstrap, or it pulls verto/signalwire
+run "freeswitch bootstrap" ./bootstrap.sh -j
+run "freeswitch configure" ./configure --prefix="$PREFIX" --disable-libvpx --disable-libyuv \
+  --without-png --without-freetype --disable-core-odbc-support --disable-debug
+run "freeswitch make -j$JOBS" make -j"$JOBS"
+run "freeswitch install" make install
+for m in "${modules[@]}"; do
+  [[ -f "$PREFIX/lib/freeswitch/mod/${m#*/}.so" ]] || fail "module ${m#*/} was not built"
+done
+# The vanilla config, fonts and web files are not ours: every instance gets its own config.
+rm -rf "$PREFIX/etc/freeswitch" "$PREFIX/share/freeswitch/fonts" "$PREFIX/share/freeswitch/htdocs"
+echo "$want" >"$stamp"
+step "built in $(( $(date +%s) - t0 )) s"
