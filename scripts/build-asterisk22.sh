@@ -9,6 +9,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib-build.sh
+. "$here/scripts/lib-build.sh"
 PREFIX=${PBXCTL_AST22_PREFIX:-/opt/pbxctl/asterisk-22}
 WORK=${PBXCTL_AST22_WORK:-/var/cache/pbxctl/asterisk22-build}
 DL=${PBXCTL_AST22_DL:-$WORK/dl}  # the downloaded source package (kept between builds)
@@ -68,16 +70,8 @@ fi
 step "building $version into $PREFIX (about 2-3 minutes on 2 cores; log: $log)"
 t0=$(date +%s)
 
-# --- build dependencies ---------------------------------------------------------------------
-missing=()
-for p in "${build_deps[@]}"; do
-  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  step "installing build dependencies: ${missing[*]}"
-  run "apt-get install build dependencies" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}"
-fi
+# --- build dependencies (only the missing ones) ------------------------------------------------
+install_build_deps "${build_deps[@]}"
 
 # --- source -----------------------------------------------------------------------------------
 srcdir="$WORK/src-$(printf %s "$version" | tr -c "A-Za-z0-9.\n-" _)"  # make chokes on ":" in paths

@@ -8,6 +8,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib-build.sh
+. "$here/scripts/lib-build.sh"
 PREFIX=${PBXCTL_FS_PREFIX:-/opt/pbxctl/freeswitch-1.10}
 VENDOR=${PBXCTL_FS_VENDOR:-$here/../shared/vendor/freeswitch}
 WORK=${PBXCTL_FS_WORK:-/var/cache/pbxctl/freeswitch-build}
@@ -54,17 +56,7 @@ fi
 step "building 1.10.12 into $PREFIX (about 2-3 minutes on 2 cores; log: $log)"
 t0=$(date +%s)
 
-missing=()
-for p in "${build_deps[@]}"; do
-  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  step "installing build dependencies: ${missing[*]}"
-  run "apt-get update" apt-get update -q
-  # --no-upgrade: naming an installed -dev package must not upgrade its runtime library.
-  run "apt-get install build dependencies" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}"
-fi
+install_build_deps "${build_deps[@]}"
 
 rm -rf "$PREFIX" "$WORK/src"
 mkdir -p "$WORK/src"

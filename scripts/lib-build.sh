@@ -1,0 +1,19 @@
+# Sourced by the engine build scripts: install only the missing Debian build dependencies.
+# --no-upgrade: naming an installed -dev package must not upgrade its runtime library under a
+# running PBX. Uses the caller's `step` and `run` (its log and its failure message).
+missing_debs() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
+  done
+}
+
+install_build_deps() {
+  local -a missing
+  mapfile -t missing < <(missing_debs "$@")
+  ((${#missing[@]})) || return 0
+  step "installing build dependencies: ${missing[*]}"
+  run "apt-get update" apt-get update -q
+  run "apt-get install build dependencies" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}"
+}
