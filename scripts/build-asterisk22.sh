@@ -62,11 +62,7 @@ fi
 [[ -n "$version" ]] || fail "find an Asterisk 22 source package in sid"
 want=$(printf '%s\n%s\n%s\n%s\n' "$version" "$recipe" "$flags" "$modules" | sha256sum | cut -d' ' -f1)
 stamp="$PREFIX/.pbxctl-build"
-if [[ -x "$PREFIX/sbin/asterisk" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
-  step "$version present in $PREFIX with the same modules (cached, nothing rebuilt)"
-  exit 0
-fi
-[[ $(id -u) -eq 0 ]] || { echo "make setup: building Asterisk 22 needs root" >&2; exit 1; }
+exit_if_built "$PREFIX/sbin/asterisk" "$stamp" "$want" "$version"
 step "building $version into $PREFIX (about 2-3 minutes on 2 cores; log: $log)"
 t0=$(date +%s)
 

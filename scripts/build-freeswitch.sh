@@ -48,11 +48,7 @@ fi
 (cd "$VENDOR" && sha256sum --quiet -c SHA256SUMS) >>"$log" 2>&1 || fail "check the source digests"
 want=$( (cat "$VENDOR/SHA256SUMS"; printf '%s\n' "$recipe" "${modules[@]}") | sha256sum | cut -d' ' -f1)
 stamp="$PREFIX/.pbxctl-build"
-if [[ -x "$PREFIX/bin/freeswitch" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
-  step "1.10.12 present in $PREFIX with the same modules (cached, nothing rebuilt)"
-  exit 0
-fi
-[[ $(id -u) -eq 0 ]] || { echo "make setup: building FreeSWITCH needs root" >&2; exit 1; }
+exit_if_built "$PREFIX/bin/freeswitch" "$stamp" "$want" "1.10.12"
 step "building 1.10.12 into $PREFIX (about 2-3 minutes on 2 cores; log: $log)"
 t0=$(date +%s)
 

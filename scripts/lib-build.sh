@@ -17,3 +17,14 @@ install_build_deps() {
   run "apt-get install build dependencies" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}"
 }
+
+# Nothing to do (exit 0) when BINARY exists and STAMP holds WANT; otherwise a build is due,
+# which needs root. WHAT names the build in messages.
+exit_if_built() {
+  local binary=$1 stamp=$2 want=$3 what=$4
+  if [[ -x "$binary" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+    step "$what present in $PREFIX with the same modules (cached, nothing rebuilt)"
+    exit 0
+  fi
+  [[ $(id -u) -eq 0 ]] || { echo "make setup: building $what needs root" >&2; exit 1; }
+}
