@@ -1,4 +1,5 @@
-# Sourced by the engine build scripts: install only the missing Debian build dependencies.
+# Sourced by setup.sh and the engine build scripts: which Debian packages are missing, and
+# installing only those.
 # --no-upgrade: naming an installed -dev package must not upgrade its runtime library under a
 # running PBX. Uses the caller's `step` and `run` (its log and its failure message).
 missing_debs() {

@@ -4,6 +4,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib-build.sh
+. "$here/scripts/lib-build.sh"  # missing_debs
 venv="$here/.venv"
 log=$(mktemp /tmp/pbxctl-setup.XXXXXX.log)
 apt_src=/etc/apt/sources.list.d/pbxctl-bullseye.sources
@@ -17,13 +19,6 @@ fail() {
   exit 1
 }
 run() { local what=$1; shift; "$@" >>"$log" 2>&1 || fail "$what"; }
-
-missing_debs() {
-  local p
-  for p in "${debs[@]}"; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
-  done
-}
 
 bullseye_source() {
   cat <<'SRC'
@@ -42,7 +37,7 @@ SRC
 }
 
 # --- Debian packages -------------------------------------------------------
-mapfile -t need < <(missing_debs)
+mapfile -t need < <(missing_debs "${debs[@]}")
 if ((${#need[@]})); then
   [[ $(id -u) -eq 0 ]] || { echo "make setup: missing Debian packages (${need[*]}); run make setup as root" >&2; exit 1; }
   step "installing Debian packages: ${need[*]}"
