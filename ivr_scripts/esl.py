@@ -20,7 +20,7 @@ import errno
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -157,17 +157,16 @@ class EslCall:
         self._execute("hangup", "NORMAL_CLEARING")
 
 
-def _params(session: gs.OutboundSession) -> dict[str, str]:
-    data = session.session_data or {}
-    return dict(parse_qsl(data.get(f"variable_{PARAMS_VAR}", "")))
-
-
 def serve_session(session: gs.OutboundSession, registry: Registry, context: HandlerContext,
-                  *, timeout: float, authorize: Callable[[], str | None] | None = None
+                  *, timeout: float, peers: PeerFilter | None = None, peer: str = ""
                   ) -> Outcome:
     """One FreeSWITCH call through the shared dispatcher; a greenlet can be interrupted, so the
-    budget is a gevent timeout raising :class:`CallTimeout` inside the handler."""
+    budget is a gevent timeout raising :class:`CallTimeout` inside the handler. ``peers``:
+    the session's ``site=`` must be a site of the ``peer`` address."""
     call = EslCall(session, timeout=timeout)
+
+    def authorize() -> str | None:
+        return peers.site_mismatch(peer, call.params.get("site", "")) if peers else None
 
     def budget(seconds: float) -> gevent.Timeout:
         return gevent.Timeout(seconds, CallTimeout(f"handler {call.route} over its budget"))
@@ -190,10 +189,9 @@ class EslServer(gs.OutboundESLServer):  # type: ignore[misc]
                 self.session = session
 
             def run(self) -> None:
-                peer = str(getattr(self.session, "peer", ""))
                 outcome = serve_session(self.session, registry, context, timeout=timeout,
-                                        authorize=lambda: server.peers.site_mismatch(
-                                            peer, _params(self.session).get("site", "")))
+                                        peers=server.peers,
+                                        peer=str(getattr(self.session, "peer", "")))
                 server.stats[outcome] = server.stats.get(outcome, 0) + 1
 
         super().__init__(bind_address=host, bind_port=port, application=_App,

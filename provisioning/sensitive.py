@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 
+from pbxctl.core.redact import MASK
+
 SECRET_FILES = frozenset({"pjsip.conf", "manager.conf", "directory.xml"})
 PRIVATE_MODE = 0o640
 PUBLIC_MODE = 0o644
 # The group the PBX runs as, where it exists on the host (Debian's packages create these).
 PBX_GROUPS = ("asterisk", "freeswitch")
-MASK = "••••••"
 
 # A config line, or the same line in a unified diff (after its -, + or space).
 _INI = re.compile(r"^(?P<key>[-+ ]?\s*(?:password|secret|md5_cred)\s*=\s*)(?P<value>.*)$",

@@ -11,10 +11,11 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pbxctl.core.errors import StoreRefused, StoreUnavailable
+from pbxctl.core.redact import MASK, redact_text
 
 log = logging.getLogger("pbxctl.data.store")
 
@@ -40,23 +41,12 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
-def safe_conninfo(conninfo: str) -> str:
-    """The conninfo for messages: every password masked."""
-    try:
-        parts = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return "(unparsable conninfo)"
-    if "password" in parts:
-        parts["password"] = "••••••"
-    return make_conninfo("", **parts)
-
-
 def _without_secrets(text: str, conninfo: str) -> str:
     try:
         password = conninfo_to_dict(conninfo).get("password")
     except psycopg.ProgrammingError:
         return text
-    return text.replace(str(password), "••••••") if password else text
+    return text.replace(str(password), MASK) if password else text
 
 
 class Store:
@@ -91,7 +81,7 @@ class Store:
                 self.close()
                 raise StoreUnavailable(
                     f"PostgreSQL not reachable within {self.config.connect_timeout:g}s "
-                    f"({safe_conninfo(self.config.conninfo)})",
+                    f"({redact_text(self.config.conninfo)})",
                     hint="is the database running? `pbxctl lab up`",
                 ) from exc
 
