@@ -39,6 +39,7 @@ def cmd_calls_collect(args: argparse.Namespace, env: Env) -> int:
     if args.follow:
         store.open(wait=False)
         stop = threading.Event()
+        env.err.print(f"collector following {config.call_log} every {s['interval']:g} s")
         try:
             Collector(config=config, store=store).follow(stop=stop, interval=s["interval"])
         finally:

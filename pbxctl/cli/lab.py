@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
 from pbxctl.cli.env import Env, Verbs, major, verbs
+from pbxctl.core.errors import UsageError
 from pbxctl.core.redact import redacted
 from pbxctl.pbx.asterisk_modules import SUPPORTED
 
@@ -105,6 +111,106 @@ def cmd_lab_status(args: argparse.Namespace, env: Env) -> int:
     return 0 if status["up"] else 3
 
 
+def _netlab(env: Env) -> tuple[Path, dict[str, Any]]:
+    from pbxctl.lab.loopback import LabState, lab_dir
+
+    root = lab_dir(dict(env.environ))
+    lab = LabState.load(root)
+    if lab is None or not lab.netns:
+        raise UsageError(f"no province lab in {root}",
+                         hint="start one: pbxctl lab up --inventory <province.yaml>")
+    return root, lab.netns
+
+
+def cmd_lab_phones(args: argparse.Namespace, env: Env) -> int:
+    from pbxctl.lab.province import phone_rows, set_phone_mode
+
+    _, state = _netlab(env)
+    if args.action == "set":
+        if not args.seat or not args.mode:
+            raise UsageError("usage: pbxctl lab phones set SEAT free|busy|away")
+        for line in set_phone_mode(state, args.seat, args.mode):
+            env.out.print(f"  {line}")
+        env.out.print(f"{args.seat}: {args.mode}")
+        return 0
+    rows = phone_rows(state)
+    if args.json:
+        env.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return 0
+    table = Table(title="lab phones")
+    for col in ("seat", "kind", "prefecture", "address", "mode", "registrations"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["seat"], r["kind"], r["prefecture"], r["address"], r["mode"],
+                      ", ".join(f"{site}: {st}" for site, st in r["registrations"].items()))
+    env.out.print(table)
+    return 0 if all(st == "registered" for r in rows for st in r["registrations"].values()) else 1
+
+
+def cmd_lab_call(args: argparse.Namespace, env: Env) -> int:
+    from pbxctl.lab.labcall import CallPlan, parse_keys, place
+    from pbxctl.lab.netlab import NetState, node_names
+
+    root, data = _netlab(env)
+    state = NetState(**data)
+    if args.prefecture not in state.prefectures:
+        raise UsageError(f"prefecture {args.prefecture!r} is not in the lab "
+                         f"(valid: {', '.join(state.prefectures)})")
+    keys = parse_keys(args.keys or "")
+    if env.environ.get("PBXCTL_CALL_NODE") != state.tag:
+        # The call comes from the prefecture's PSTN media gateway: run on that node.
+        ns = state.ns(node_names(args.prefecture)["pstn"])
+        argv = ["lab", "call", "--prefecture", args.prefecture, "--talk", f"{args.talk:g}",
+                "--keys", " ".join(keys), *(["--did", args.did] if args.did else []),
+                *(["--from", args.caller] if args.caller else []),
+                *(["--json"] if args.json else [])]
+        with subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl",
+                               *argv], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **env.environ,
+                                   "PBXCTL_CALL_NODE": state.tag}) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                env.stdout.write(line)
+                env.stdout.flush()
+        return proc.returncode
+    from provisioning.inventory import load_inventory
+
+    pref = load_inventory(Path(state.inventory)).prefecture(args.prefecture)
+    plan = CallPlan(prefecture=args.prefecture, did=args.did or pref.dids[0],
+                    caller=args.caller or f"{pref.area_codes[0]}88880000"[:12], keys=keys,
+                    talk=args.talk)
+    report = place(state, plan, workdir=root / "calls" / f"call-{int(time.time() * 1000)}",
+                   progress=lambda m: env.err.print(f"  [cyan]…[/] {m}"))
+    if args.json:
+        env.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, indent=1) + "\n")
+    else:
+        _print_call(report, env)
+    return 0 if report.ok else 1
+
+
+def _print_call(report: Any, env: Env) -> None:
+    table = Table(title=f"call {report.did} from {report.caller} "
+                        f"({'ok' if report.ok else 'FAILED'})")
+    for col in ("t (s)", "site", "what", "detail"):
+        table.add_column(col)
+    for s in report.timeline:
+        table.add_row(f"{s.t:.2f}", s.site, s.what,
+                      ", ".join(f"{k}={v}" for k, v in s.detail.items() if v))
+    env.out.print(table)
+    for svc in report.services:
+        if "db" in svc:
+            env.out.print(f"bill read back: {svc['Period']} {svc['Amount']} due {svc['Due']}; "
+                          f"PostgreSQL: {svc['db']}")
+    for r in report.records:
+        env.out.print(f"call record {r['site']} {r['uniqueid']} origin={r['origin']} "
+                      f"queue={r['queue']} agent={r['agent']} talk={r['talk_s']} s")
+    if report.recording:
+        env.out.print(f"recording {report.recording['path']} ({report.recording['bytes']} "
+                      f"bytes, {report.recording['status']})")
+    for p in report.problems:
+        env.err.print(f"[red]problem:[/] {p}")
+
+
 def register(nouns: Verbs) -> None:
     lab = verbs(nouns, "lab", "bring the local lab up or down")
     up = lab.add_parser("up", help="start PostgreSQL, Asterisk, the FastAGI server; place a call")
@@ -127,3 +233,20 @@ def register(nouns: Verbs) -> None:
     st = lab.add_parser("status", help="what the lab runs")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_lab_status)
+    ph = lab.add_parser("phones", help="the phone bank: every seat's phone and registration; "
+                                       "`set SEAT free|busy|away`")
+    ph.add_argument("action", nargs="?", choices=("list", "set"), default="list")
+    ph.add_argument("seat", nargs="?")
+    ph.add_argument("mode", nargs="?")
+    ph.add_argument("--json", action="store_true")
+    ph.set_defaults(func=cmd_lab_phones)
+    call = lab.add_parser("call", help="place one real call from a prefecture's PSTN node and "
+                                       "print its timeline across sites")
+    call.add_argument("--prefecture", required=True)
+    call.add_argument("--did", help="default: the prefecture's first DID")
+    call.add_argument("--from", dest="caller", help="caller number (default: <area>88880000)")
+    call.add_argument("--keys", default="", help='DTMF groups, e.g. "1 3301010001#"')
+    call.add_argument("--talk", type=float, default=5.0,
+                      help="seconds to talk once someone answers (default 5)")
+    call.add_argument("--json", action="store_true")
+    call.set_defaults(func=cmd_lab_call)

@@ -165,6 +165,9 @@ def cmd_orders_dispatcher(args: argparse.Namespace, env: Env) -> int:
     notifier = OrderNotifier(store=db, inv=inv, ami=ami, prompt_dir=Path(s["prompt_dir"]),
                              tts=TtsCache(root=Path(s["tts_cache"])))
     stop = threading.Event()
+    # The journal's (and the lab's) sign that the daemon is up: AMI logged in, store opened.
+    env.err.print(f"dispatcher running: AMI {s['ami_host']}:{s['ami_port']} as {s['ami_user']}, "
+                  f"every {s['interval']:g} s")
     try:
         while not stop.is_set():
             try:

@@ -100,7 +100,7 @@ class Timeline:
         return next((t for t, m in list(self.events) if t >= after and pred(m)), None)
 
 
-class _Recorder:
+class Recorder:
     """Fills a Timeline from an AMI connection in the background."""
 
     def __init__(self, client: AmiClient, timeline: Timeline) -> None:
@@ -174,7 +174,7 @@ def run_drill(state: NetState, plan: DrillPlan, *, workdir: Path, gateway: str,
     client.connect()
     cuts = _fault_links(state, plan)
     try:
-        with _Recorder(client, Timeline()) as events:
+        with Recorder(client, Timeline()) as events:
             sipp.start()
             t0 = time.time()
             progress(f"{calls} calls at {plan.rate:g}/s, {plan.hold:g} s each; fault "

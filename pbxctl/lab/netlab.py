@@ -15,6 +15,7 @@ those addresses, nothing is routed off the machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets as pysecrets
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,20 @@ import yaml
 
 from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.core.procs import pid_alive, spawn, stop_pid, tail, wait_until
+from pbxctl.lab.province import (
+    pbxctl,
+    phone_keeper,
+    phone_plan,
+    start_database,
+    start_service,
+    stop_database,
+    tts_cache,
+    write_config,
+)
 from pbxctl.lab.sandbox.asterisk import find_asterisk, stop_by_pid
 from pbxctl.lab.sandbox.netns import NetLab, lab_namespaces
 from pbxctl.lab.site import sandbox_for
+from pbxctl.ops.publish import prompt_dir
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory, Prefecture
 from provisioning.render_asterisk import AMI_USERS, render_site
@@ -56,10 +69,14 @@ class NetState:
     cti: dict[str, Any] = field(default_factory=dict)  # the province's FastAGI server
     hold_down: float = 30.0
     asterisk: str = ""  # the binary every site runs
+    pg: dict[str, Any] = field(default_factory=dict)  # the province's PostgreSQL
+    config: str = ""  # the lab's /etc/pbxctl/pbxctl.yaml
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)  # collectors, dispatcher
+    phones: dict[str, dict[str, Any]] = field(default_factory=dict)  # phone node → keeper
 
     def pids(self) -> list[int]:
         procs = [*self.sites.values(), *self.uplinks.values(), *self.watchers.values(),
-                 self.cti]
+                 self.cti, *self.services.values(), *self.phones.values(), self.pg]
         return [p["pid"] for p in procs if p.get("pid")]
 
     def ns(self, node: str) -> str:
@@ -120,7 +137,8 @@ def node_names(code: str) -> dict[str, str]:
     return {"gateway": f"{code}gw", "lss": f"{code}lss", "pstn": f"{code}pstn"}
 
 
-def build_network(inv: Inventory, prefectures: list[Prefecture], tag: str) -> NetLab:
+def build_network(inv: Inventory, prefectures: list[Prefecture], tag: str,
+                  phone_nodes: dict[str, dict[str, list[IPv4Address]]] | None = None) -> NetLab:
     prov = inv.province
     net = NetLab(tag=tag)
     for sw in ("a", "b"):
@@ -133,6 +151,8 @@ def build_network(inv: Inventory, prefectures: list[Prefecture], tag: str) -> Ne
         net.add_node(names["gateway"], {sw: [p.gateway.addr(sw)] for sw in ("a", "b")})
         net.add_node(names["lss"], {sw: [p.lss.addr(sw)] for sw in ("a", "b")})
         net.add_node(names["pstn"], {sw: [p.pstn_gateway.addr(sw)] for sw in ("a", "b")})
+    for node, links in (phone_nodes or {}).items():
+        net.add_node(node, links)
     return net
 
 
@@ -177,7 +197,8 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
         state_box["netns"] = asdict(state)
         save()
 
-    net = build_network(inv, chosen, state.tag)
+    plan = phone_plan(inv, chosen)
+    net = build_network(inv, chosen, state.tag, {n: links for n, (links, _) in plan.items()})
     state.nodes = {n: {**{sw: str(a) for sw, a in links.items()}, "ns": net.ns(n),
                        "links": {sw: net.veth(n, sw) for sw in links}}
                    for n, links in net.nodes.items()}
@@ -189,16 +210,35 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
                                             f"uplink keeper of {node}")
         keep()
     progress("uplink keepers running (active-backup on every node)")
+    pbx_ns = net.ns("pbx")
+    _, state.pg = start_database(root, inv, pbx_ns)
+    keep()
+    config = write_config(root, inventory=path, inv=inv, sec=sec,
+                          socket_dir=Path(state.pg["socket"]), pg_port=state.pg["port"])
+    state.config = str(config)
+    keep()
+    pbxctl(config, "db", "migrate", "--sample-data", "--inventory", str(path))
+    progress(f"PostgreSQL on {inv.province.pbx.a} (pid {state.pg['pid']}): schema and sample "
+             "self-service data")
+    pbxctl(config, "prompts", "init")
+    pbxctl(config, "prompts", "publish", "--inventory", str(path), "--target", str(root),
+           "--cache", str(tts_cache()))
+    drift = pbxctl(config, "prompts", "status", "--inventory", str(path), "--target", str(root),
+                   "--json")
+    progress(f"prompt catalogue published to every site's own disk (drift: "
+             f"{len(json.loads(drift)['drift'])})")
     site_nodes = {inv.province.pbx.name: "pbx"}
     for p in chosen:
         site_nodes[p.gateway.name] = node_names(p.code)["gateway"]
         site_nodes[p.lss.name] = node_names(p.code)["lss"]
     for name, node in site_nodes.items():
         site = inv.site(name)
-        files = render_site(inv, site, sec, prompt_dir=str(root / name / "sounds"),
+        # The prompt folder `prompts publish` fills (ROOT/<site>/sounds/pbxctl).
+        files = render_site(inv, site, sec, prompt_dir=str(prompt_dir(root, name)),
                             major=binary.major)
         ast = sandbox_for(site, files, sec, root / name, binary=binary, netns=net.ns(node))
-        state.sites[name] = {"node": node, "conf": str(ast.conf_path)}
+        state.sites[name] = {"node": node, "conf": str(ast.conf_path),
+                             "log_dir": str(ast.root / "log"), "spool": str(ast.spool)}
         keep()
         ast.start()
         assert ast.ami is not None
@@ -206,15 +246,11 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
         keep()
         progress(f"Asterisk {binary.major} {name} in {net.ns(node)} (pid {ast.pid})")
     cti = inv.province.cti
-    state.cti = _start_logged(
-        ["ip", "netns", "exec", net.ns("pbx"), sys.executable, "-m", "pbxctl", "agi", "serve",
-         "--host", str(cti.a), "--host", str(cti.b), "--port", str(inv.province.cti_port),
-         "--inventory", str(path),
-         "--fixed-welcome", "hello-world"],
-        root / "cti" / "agi.log", "listening on", "the CTI (FastAGI server)")
+    state.cti = start_service(["agi", "serve"], root / "cti" / "agi.log", "listening on",
+                              "the CTI (FastAGI server)", config=config, ns=pbx_ns)
     keep()
     progress(f"CTI FastAGI server on {cti.a}, {cti.b}:{inv.province.cti_port} "
-             f"(pid {state.cti['pid']})")
+             f"(pid {state.cti['pid']}): catalogue and routing from PostgreSQL")
     for p in chosen:
         gw = state.sites[p.gateway.name]
         argv = ["ip", "netns", "exec", net.ns(site_nodes[p.gateway.name]), sys.executable,
@@ -232,6 +268,28 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
         keep()
     progress(f"survivability watchers on {len(chosen)} gateway(s), failback hold-down "
              f"{state.hold_down:g} s")
+    for name, node in site_nodes.items():
+        info = state.sites[name]
+        state.services[f"collector:{name}"] = start_service(
+            ["calls", "collect", "--follow", "--interval", "0.5", "--log-dir", info["log_dir"],
+             "--recordings", str(Path(info["spool"]) / "monitor"),
+             "--state", str(root / "collector" / name)],
+            root / "collector" / f"{name}.log", "collector following",
+            f"call-record collector of {name}", config=config, ns=net.ns(node))
+        keep()
+    progress(f"call-record collectors on {len(site_nodes)} PBX(s)")
+    state.services["dispatcher"] = start_service(
+        ["orders", "dispatcher"], root / "dispatcher" / "dispatcher.log", "dispatcher running",
+        "the work-order dispatcher", config=config, ns=pbx_ns)
+    keep()
+    progress(f"work-order dispatcher beside {inv.province.pbx.name} "
+             f"(pid {state.services['dispatcher']['pid']})")
+    for node, (_, specs) in plan.items():
+        state.phones[node] = phone_keeper(root, node, net.ns(node), specs, sec)
+        keep()
+    seats = sum(len(specs) for _, specs in plan.values())
+    progress(f"phone bank: {seats} seat phone(s) registered and answering "
+             f"({', '.join(plan)})")
     return state
 
 
@@ -239,7 +297,8 @@ def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
     """Stop what a namespace lab started, then delete its namespaces."""
     state = NetState(**data)
     stopped: list[int] = []
-    for info in [*state.watchers.values(), state.cti]:
+    for info in [*state.phones.values(), *state.services.values(), *state.watchers.values(),
+                 state.cti]:
         if _stop(info.get("pid")):
             stopped.append(info["pid"])
     for name, info in state.sites.items():
@@ -248,9 +307,14 @@ def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
             stop_by_pid(info["conf"], pid, binary=state.asterisk or None)
             stopped.append(pid)
             progress(f"stopped Asterisk {name} (pid {pid})")
+    if state.pg.get("pid") and pid_alive(state.pg["pid"]):
+        stop_database(state.pg)
+        stopped.append(state.pg["pid"])
+        progress("stopped PostgreSQL")
     for info in state.uplinks.values():
         if _stop(info.get("pid")):
             stopped.append(info["pid"])
+    stopped += _kill_leftovers(state.tag)
     _delete_namespaces(state.tag)
     progress(f"deleted namespaces pbx{state.tag}-*")
     return stopped
@@ -261,6 +325,18 @@ def _stop(pid: int | None) -> bool:
         stop_pid(pid, grace=5.0)
         return True
     return False
+
+
+def _kill_leftovers(tag: str) -> list[int]:
+    """Anything still running in the lab's namespaces (a SIPp whose keeper died hard)."""
+    killed: list[int] = []
+    for ns in lab_namespaces(tag):
+        res = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                             timeout=10, check=False)
+        for pid in (int(p) for p in res.stdout.split() if p.isdigit()):
+            stop_pid(pid, grace=2.0)
+            killed.append(pid)
+    return killed
 
 
 def _delete_namespaces(tag: str) -> None:

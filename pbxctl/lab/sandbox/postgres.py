@@ -49,9 +49,12 @@ class PostgresCluster:
     runs as the ``postgres`` system user with ``root`` owned by it."""
 
     def __init__(self, *, root: Path, address: str = "127.0.0.1", port: int | None = None,
-                 dbname: str = "pbxctl") -> None:
+                 dbname: str = "pbxctl", netns: str | None = None) -> None:
         self.root = root
-        self.address = require_loopback(address)
+        # In a lab namespace the addresses are the namespace's own (nothing routes off the
+        # machine); outside one, loopback only.
+        self.netns = netns
+        self.address = address if netns else require_loopback(address)
         self._requested_port = port
         self.dbname = dbname
         self.endpoint: PgEndpoint | None = None
@@ -70,13 +73,14 @@ class PostgresCluster:
         return self.root / "server.log"
 
     def _as_owner(self) -> list[str]:
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         if os.geteuid() != 0:
-            return []
+            return inside
         try:
             pwd.getpwnam("postgres")
         except KeyError:
             raise MissingDependencyError("system user 'postgres' missing", hint=PG_HINT) from None
-        return [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
+        return [*inside, shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
 
     def _check_reachable_by_postgres(self) -> None:
         """initdb runs as 'postgres': every parent folder must let others through."""
@@ -105,8 +109,11 @@ class PostgresCluster:
 
     def start(self, *, timeout: float = 60.0) -> PgEndpoint:
         bindir = find_pg_bindir()
-        port = self._requested_port or free_port(self.address)
-        require_free(self.address, port, what="PostgreSQL")
+        if self.netns:  # a fresh namespace: nothing else listens there
+            port = self._requested_port or 5432
+        else:
+            port = self._requested_port or free_port(self.address)
+            require_free(self.address, port, what="PostgreSQL")
         self.root.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
         if os.geteuid() == 0:

@@ -81,13 +81,20 @@ class SippProcess:
         timeout: float = 60.0,
         extra_args: tuple[str, ...] = (),
         netns: str | None = None,
+        in_namespace: bool = False,
+        control_port: int | None = None,
     ) -> None:
         self.scenario = scenario
         self.workdir = workdir
         # In a lab namespace ports cannot be probed from here: SIP on local_port (default
         # 5060), media from 100 above it, control 50 above it.
+        # ``in_namespace``: this process already runs inside one (the lab's phone keeper).
         self.netns = netns
-        self.local_ip = local_ip if netns else require_loopback(local_ip)
+        self.in_namespace = in_namespace
+        # SIPp binds its control socket on every address: in one namespace each SIPp needs
+        # its own (the default is local_port + 50).
+        self.control_port = control_port
+        self.local_ip = local_ip if netns or in_namespace else require_loopback(local_ip)
         self.remote = remote
         self.service = service
         self.calls = calls
@@ -105,9 +112,10 @@ class SippProcess:
 
     def argv(self) -> list[str]:
         sipp = require_binary("sipp", hint=SIPP_HINT)
-        if self.netns:
+        if self.netns or self.in_namespace:
             self.local_port = self.local_port or 5060
-            media, control = self.local_port + 100, self.local_port + 50  # media uses +2 too
+            media = self.local_port + 100  # media uses +2 too
+            control = self.control_port or self.local_port + 50
         else:
             self.local_port = self.local_port or free_port(self.local_ip, kind="udp")
             media = free_port(self.local_ip, kind="udp")
@@ -134,6 +142,9 @@ class SippProcess:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._proc = spawn(self.argv(), log_path=self.out_file, cwd=self.workdir)
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     @property
     def pid(self) -> int | None:

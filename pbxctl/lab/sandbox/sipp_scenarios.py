@@ -89,6 +89,9 @@ def dtmf_scenario(steps: list[tuple[int, str]], *, pcap_dir: Path,
             n += 1
             out.append(_play(dst))
     if speech_after is not None:
+        # A new play_pcap_audio cuts the one playing: let the last digit's events go first.
+        if steps:
+            out.append(f'  <pause milliseconds="{DIGIT_GAP_MS * 2}"/>\n')
         out.append(_play(speech_after))
     if hold_ms is None:
         out.append(f'  <recv request="BYE" timeout="{int(bye_timeout_ms)}"/>\n')
