@@ -76,6 +76,12 @@ class PromptCatalog:
             threading.Thread(target=self._refresh, name="catalog-refresh", daemon=True).start()
         return self._snap
 
+    def age_ms(self) -> int:
+        """How old the snapshot calls get now (-1: none yet); asking starts a refresh when
+        one is due, so a health ping keeps the catalogue fresh on an idle server too."""
+        snap = self.snapshot()
+        return -1 if snap is None else int((time.monotonic() - snap.loaded_at) * 1000)
+
     def _refresh(self) -> None:
         if not self._lock.acquire(blocking=False):
             return

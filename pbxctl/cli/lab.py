@@ -211,6 +211,59 @@ def _print_call(report: Any, env: Env) -> None:
         env.err.print(f"[red]problem:[/] {p}")
 
 
+def cmd_lab_tour(args: argparse.Namespace, env: Env) -> int:
+    from pbxctl.lab.netlab import NetState, node_names
+
+    root, data = _netlab(env)
+    state = NetState(**data)
+    if env.environ.get("PBXCTL_CALL_NODE") != state.tag:
+        ns = state.ns(node_names(state.prefectures[0])["pstn"])
+        with subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl", "lab",
+                               "tour", *(["--json"] if args.json else []),
+                               *(["--only", args.only] if args.only else [])],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **env.environ,
+                                   "PBXCTL_CALL_NODE": state.tag}) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                env.stdout.write(line)
+                env.stdout.flush()
+        return proc.returncode
+    from pbxctl.lab.tour import Row, Tour
+
+    started = time.monotonic()
+
+    def emit(row: Row) -> None:
+        mark = "[green]✓[/]" if row.ok else "[red]✗[/]"
+        if args.json:
+            env.stdout.write(json.dumps({**row.as_dict(), "at_s": round(time.monotonic()
+                                                                         - started, 1)},
+                                        ensure_ascii=False) + "\n")
+            env.stdout.flush()
+        else:
+            env.out.print(f"{mark} [bold]{row.step}[/] — {row.patent}\n    {row.happened}\n"
+                          f"    [dim]proof: {row.proof}[/]")
+
+    tour = Tour(state, root=root, emit=emit,
+                progress=lambda m: env.err.print(f"  [cyan]…[/] {m}"))
+    tour.only = {s.strip() for s in (args.only or "").split(",") if s.strip()}
+    rows = tour.run()
+    if not args.json:
+        table = Table(title=f"the tour ({time.monotonic() - started:.0f} s)")
+        for col in ("step", "what the patent asks", "what happened (measured)", "proof"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(("" if r.ok else "✗ ") + r.step, r.patent, r.happened, r.proof)
+        env.out.print(table)
+        pref = state.prefectures[0]
+        env.out.print(f"your own call:  pbxctl lab call --prefecture {pref} --keys \"1 "
+                      "<account>#\"   (or --keys 0 for an agent)")
+        env.out.print("watch it:       pbxctl status watch --inventory "
+                      f"{state.inventory}")
+        env.out.print("stop the lab:   pbxctl lab down")
+    return 0 if rows and all(r.ok for r in rows) else 1
+
+
 def register(nouns: Verbs) -> None:
     lab = verbs(nouns, "lab", "bring the local lab up or down")
     up = lab.add_parser("up", help="start PostgreSQL, Asterisk, the FastAGI server; place a call")
@@ -250,3 +303,7 @@ def register(nouns: Verbs) -> None:
                       help="seconds to talk once someone answers (default 5)")
     call.add_argument("--json", action="store_true")
     call.set_defaults(func=cmd_lab_call)
+    tour = lab.add_parser("tour", help="the guided tour of the province lab (make demo)")
+    tour.add_argument("--json", action="store_true", help="one JSON line per step")
+    tour.add_argument("--only", help="these steps only, e.g. 1,7 (default: all)")
+    tour.set_defaults(func=cmd_lab_tour)

@@ -90,7 +90,7 @@ def parse_keys(text: str) -> list[str]:
 
 
 def _ami(state: NetState, site: str, source: str) -> AmiClient:
-    client = AmiClient(**state.sites[site]["ami"], source=source)
+    client = AmiClient(**state.sites[site]["ami"], source=source, timeout=3.0)
     client.connect()
     return client
 
@@ -124,9 +124,12 @@ def place(state: NetState, plan: CallPlan, *, workdir: Path,
                        remote=(str(pref.gateway.a), 5060), service=plan.did,
                        keys={"caller": plan.caller}, timeout=plan.timeout + 30,
                        in_namespace=True, control_port=5199)
-    clients = {gw_name: _ami(state, gw_name, source), pbx_name: _ami(state, pbx_name, source)}
-    if lss_name in state.sites:
-        clients[lss_name] = _ami(state, lss_name, source)
+    clients = {gw_name: _ami(state, gw_name, source)}
+    for other in (pbx_name, lss_name):
+        try:  # the province is unreachable when the WAN is cut: the call goes on without it
+            clients[other] = _ami(state, other, source)
+        except PbxctlError as exc:
+            progress(f"{other}'s events not followed: {exc.message}")
     timelines = {name: Timeline() for name in clients}
     recorders = [Recorder(c, timelines[n]) for n, c in clients.items()]
     try:

@@ -277,3 +277,27 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+DIAL_PORT = 5080  # a seat's phone places calls from here (its UAS keeps 5060)
+
+
+def dial_process(spec: PhoneSpec, secret: str, *, number: str, registrar: str,
+                 steps: list[tuple[int, str]], workdir: Path, netns: str,
+                 bye_timeout_ms: int = 60000) -> SippProcess:
+    """The seat's phone calls ``number`` at ``registrar`` (digest auth, credentials only in a
+    0600 scenario file), presses ``steps`` and waits for the PBX to hang up."""
+    if not _SAFE_SECRET.match(secret):
+        raise UsageError(f"the SIP secret of {spec.seat} has characters a SIPp scenario "
+                         "cannot carry")
+    xml = dtmf_scenario(steps, pcap_dir=workdir / "pcaps", head="uac_auth",
+                        bye_timeout_ms=bye_timeout_ms)
+    xml = xml.replace("[authentication]",
+                      f"[authentication username={spec.seat} password={secret}]")
+    scenario = workdir / "dial.xml"
+    atomic_write(scenario, xml, mode=0o600)
+    return SippProcess(scenario=scenario, workdir=workdir, local_ip=spec.address,
+                       local_port=DIAL_PORT, control_port=CONTROL_BASE - 1,
+                       remote=(registrar, SIP_PORT), service=number, netns=netns,
+                       timeout=bye_timeout_ms / 1000 + 30,
+                       keys={"caller": spec.seat, "audio": str(pcap("g711a.pcap"))})

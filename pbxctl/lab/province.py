@@ -105,8 +105,10 @@ def write_config(root: Path, *, inventory: Path, inv: Inventory, sec: Secrets,
         "secrets_file": "secrets.yaml",
         "database": {"dsn": f"host={socket_dir} port={pg_port} dbname=pbxctl user=postgres "
                             "connect_timeout=3"},
+        # allow: the CTI host's own health probe (`pbxctl agi health` there) besides the PBXs.
         "agi": {"host": [str(prov.cti.a), str(prov.cti.b)], "port": prov.cti_port,
-                "inventory": str(inventory), "grace": 5},
+                "inventory": str(inventory), "grace": 5,
+                "allow": [str(prov.cti.a), str(prov.cti.b)]},
         "dispatcher": {"inventory": str(inventory), "ami_host": str(prov.pbx.a),
                        "ami_source": str(prov.pbx.a),
                        "prompt_dir": str(prompt_dir(root, prov.pbx.name)),

@@ -97,6 +97,9 @@ def serve(settings: CtiSettings, *, environ: Mapping[str, str],
         return total
 
     with handler_context(settings, health=counters) as ctx:
+        if isinstance(ctx.catalog, PromptCatalog):  # `agi health`: how fresh the catalogue is
+            catalog = ctx.catalog
+            counter_sources.append(lambda: {"catalog_age_ms": catalog.age_ms()})
         peers = peer_filter(settings, ctx)
         runner = (_agi(settings, ctx, peers, counter_sources) if settings.transport == "agi"
                   else _esl(settings, ctx, peers, counter_sources))
