@@ -17,9 +17,14 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The guided tour of the province lab: two prefectures (every seat a registered phone), then
+# eight real calls/actions, one row each. A lab already up is reused.
+DEMO_INVENTORY   ?= examples/zhejiang/province.yaml
+DEMO_PREFECTURES ?= HZ,NB
 demo: setup
-	$(VENV)/bin/pbxctl lab up
-	@echo "(stop it with: $(VENV)/bin/pbxctl lab down)"
+	@$(VENV)/bin/pbxctl lab status >/dev/null 2>&1 || $(VENV)/bin/pbxctl lab up \
+	    --inventory $(DEMO_INVENTORY) --prefectures $(DEMO_PREFECTURES) --always-open --hold-down 10
+	$(VENV)/bin/pbxctl lab tour
 
 lab-down: setup
 	$(VENV)/bin/pbxctl lab down

@@ -27,7 +27,8 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
     state = lab_up(root, progress=progress, asterisk_bin=env.environ.get("PBXCTL_ASTERISK_BIN"),
                    major=major(args, env),
                    inventory=Path(args.inventory) if args.inventory else None,
-                   prefectures=args.prefectures.split(",") if args.prefectures else None,
+                   prefectures=(args.prefectures.split(",")
+                                if args.prefectures and args.prefectures != "all" else None),
                    hold_down=args.hold_down, always_open=args.always_open)
     if state.netns:
         return _print_netlab(state.netns, env, as_json=args.json)
@@ -273,7 +274,7 @@ def register(nouns: Verbs) -> None:
     up.add_argument("--inventory", help="bring this province up in network namespaces (each "
                                         "site on its own node, two switches, real links)")
     up.add_argument("--prefectures", help="with --inventory: only these (comma-separated "
-                                          "codes); default all")
+                                          "codes, or all); default all")
     up.add_argument("--hold-down", type=float,
                     help="failback hold-down in seconds (default: the inventory's)")
     up.add_argument("--always-open", action="store_true",

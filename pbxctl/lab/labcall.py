@@ -40,6 +40,7 @@ class CallPlan:
     keys: list[str] = field(default_factory=list)  # DTMF groups, e.g. ["1", "3301010001#"]
     talk: float = 5.0
     timeout: float = 120.0
+    hangup_after: float | None = None  # the caller hangs up this long after the gateway answers
 
 
 @dataclass
@@ -175,6 +176,7 @@ def _hang_up_after_talk(ami: AmiClient, timelines: dict[str, Timeline], plan: Ca
                         and m.get("CallerIDNum") == plan.caller):
                     state["channel"] = m.get("Channel", "")
                     state["uniqueid"] = m.get("Uniqueid", "")
+                    state["arrived"] = str(t)
                 if (m.get("Event") == "Hangup" and m.get("Uniqueid")
                         and m.get("Uniqueid") == state.get("uniqueid")):
                     return
@@ -185,7 +187,9 @@ def _hang_up_after_talk(ami: AmiClient, timelines: dict[str, Timeline], plan: Ca
                                     and m.get("CallerIDNum") == plan.caller), None)
                 if answered_at is not None:
                     progress(f"an agent answered; talking {plan.talk:g} s")
-            if answered_at is not None and time.time() >= answered_at + plan.talk:
+            early = (plan.hangup_after is not None and "arrived" in state
+                     and time.time() >= float(state["arrived"]) + plan.hangup_after)
+            if early or (answered_at is not None and time.time() >= answered_at + plan.talk):
                 # The call may have ended by itself meanwhile.
                 with contextlib.suppress(PbxctlError, OSError):
                     ami.action("Hangup", Channel=state["channel"], timeout=5)

@@ -183,6 +183,11 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     permit_drill_nodes(path, load_inventory(path))
     inv = load_inventory(path)
     sec = ensure_secrets(inv, secrets_path(path))
+    valid = [p.code for p in inv.prefectures]
+    unknown = [c for c in prefectures or [] if c not in valid]
+    if unknown:
+        raise UsageError(f"--prefectures: {', '.join(unknown)} not in {inventory} "
+                         f"(valid: {', '.join(valid)})")
     chosen = [inv.prefecture(c) for c in prefectures] if prefectures else list(inv.prefectures)
     opts = inv.province.options
     state = NetState(tag=pysecrets.token_hex(2), inventory=str(path),

@@ -29,6 +29,7 @@ from provisioning.inventory import load_inventory
 from provisioning.model import Inventory, Prefecture
 from provisioning.secrets import ensure_secrets, secrets_path
 
+WELCOME_LISTEN_S = 6.0
 NEW_WELCOME = "欢迎致电国网浙江电力客服中心，本通电话为演示新版欢迎词。"
 
 
@@ -59,9 +60,11 @@ class Tour:
         self.rows.append(row)
         self.emit(row)
 
-    def call(self, name: str, keys: list[str], *, talk: float = 3.0) -> CallReport:
+    def call(self, name: str, keys: list[str], *, talk: float = 3.0,
+             hangup_after: float | None = None) -> CallReport:
         plan = CallPlan(prefecture=self.pref.code, did=self.pref.dids[0],
-                        caller=f"{self.pref.area_codes[0]}88880000"[:12], keys=keys, talk=talk)
+                        caller=f"{self.pref.area_codes[0]}88880000"[:12], keys=keys, talk=talk,
+                        hangup_after=hangup_after)
         return place(self.state, plan, workdir=self.root / "tour" / name,
                      progress=self.progress)
 
@@ -106,41 +109,34 @@ class Tour:
         return ok
 
     # -- the steps -------------------------------------------------------------------------
-    def welcome_and_bill(self) -> None:
-        holder: dict[str, Any] = {}
+    def welcome(self) -> tuple[str, str, bool]:
+        """A caller who listens to the welcome for a few seconds and hangs up."""
+        pstn_node = node_names(self.pref.code)["pstn"]
+        with self.meter("pbx", self.gateway_addrs()) as wan, \
+                self.meter(pstn_node, self.gateway_addrs()) as caller:
+            report = self.call("welcome", [], hangup_after=WELCOME_LISTEN_S)
+        w = report.welcome
+        gw = self.pref.gateway.name
+        local = self.root / gw / "sounds" / "pbxctl" / f"{w.get('prompt', '?')}.wav"
+        ok = (w.get("branch") == "central" and local.is_file() and wan.get("rtp") == 0
+              and caller.get("rtp", 0) > 0)
+        size = local.stat().st_size if local.is_file() else 0
+        return (f"CTI chose {w.get('prompt')} ({w.get('branch')}); {gw} played it from "
+                f"its own disk. Over the WAN ({gw} ↔ province) meanwhile: AGI "
+                f"{wan.get('agi')} B, SIP {wan.get('sip')} B (both with the 1 s qualify and CTI "
+                f"probes), audio {wan.get('rtp')} B; audio to the caller {caller.get('rtp')} B",
+                f"call {w.get('gateway_call')}; {local} ({size} B)", ok)
 
-        def welcome() -> tuple[str, str, bool]:
-            account = self._sample_account()
-            pstn_node = node_names(self.pref.code)["pstn"]
-            with self.meter("pbx", self.gateway_addrs()) as wan, \
-                    self.meter(pstn_node, self.gateway_addrs()) as caller:
-                report = self.call("bill", ["1", account + "#"])
-            holder["report"] = report
-            w = report.welcome
-            gw = self.pref.gateway.name
-            local = self.root / gw / "sounds" / "pbxctl" / f"{w.get('prompt', '?')}.wav"
-            ok = (w.get("branch") == "central" and local.is_file() and wan.get("rtp") == 0
-                  and caller.get("rtp", 0) > 0)
-            size = local.stat().st_size if local.is_file() else 0
-            return (f"CTI chose {w.get('prompt')} ({w.get('branch')}); {gw} played it from "
-                    f"its own disk. Over the WAN ({gw} ↔ province) meanwhile: AGI "
-                    f"{wan.get('agi')} B, SIP {wan.get('sip')} B, audio {wan.get('rtp')} B; "
-                    f"audio to the caller {caller.get('rtp')} B",
-                    f"call {w.get('gateway_call')}; {local} ({size} B)", ok)
-
-        def bill() -> tuple[str, str, bool]:
-            report: CallReport = holder["report"]
-            svc = next((s for s in report.services if s.get("Service") == "bill"), {})
-            db = svc.get("db", {})
-            ok = bool(db) and (svc.get("Amount"), svc.get("Period"), svc.get("Due")) == (
-                db.get("amount"), db.get("period"), db.get("due"))
-            return (f"account {svc.get('Account')}: {svc.get('Period')} {svc.get('Amount')} "
-                    f"due {svc.get('Due')} read back; PostgreSQL has {db}",
-                    f"call {report.welcome.get('gateway_call')}", ok)
-
-        self.step("1 welcome", "central control, local playback", welcome)
-        if "report" in holder:
-            self.step("2 bill query", "24x7 self-service: bill by DTMF", bill)
+    def bill(self) -> tuple[str, str, bool]:
+        account = self._sample_account()
+        report = self.call("bill", ["1", account + "#"])
+        svc = next((s for s in report.services if s.get("Service") == "bill"), {})
+        db = svc.get("db", {})
+        ok = bool(db) and (svc.get("Amount"), svc.get("Period"), svc.get("Due")) == (
+            db.get("amount"), db.get("period"), db.get("due"))
+        return (f"account {svc.get('Account')}: {svc.get('Period')} {svc.get('Amount')} "
+                f"due {svc.get('Due')} read back; PostgreSQL has {db}",
+                f"call {report.welcome.get('gateway_call')}", ok)
 
     def _sample_account(self) -> str:
         store = _store(self.state)
@@ -244,7 +240,7 @@ class Tour:
                    timeout=30, what="the CTI to load the new catalogue")
         gw = self.pref.gateway.name
         with self.meter("pbx", self.gateway_addrs()) as wan:
-            report = self.call("new-welcome", ["2", "#"])
+            report = self.call("new-welcome", [], hangup_after=WELCOME_LISTEN_S)
         prompt = report.welcome.get("prompt", "")
         local = self.root / gw / "sounds" / "pbxctl" / f"{prompt}.wav"
         size = local.stat().st_size if local.is_file() else 0
@@ -288,7 +284,8 @@ class Tour:
                             "up" if up else "down"], check=True, capture_output=True, timeout=10)
 
     def run(self) -> list[Row]:
-        self.welcome_and_bill()
+        self.step("1 welcome", "central control, local playback", self.welcome)
+        self.step("2 bill query", "24x7 self-service: bill by DTMF", self.bill)
         self.step("3 outage query", "24x7 self-service: outages in the caller's area",
                   self.outage)
         self.step("4 agent", "queue, connect, record (with a database)", self.agent)

@@ -1,0 +1,182 @@
+"""The whole province as one system (issue 16): `pbxctl lab up --inventory` with data, prompts,
+CTI, collectors, dispatcher and a phone bank; the guided tour's eight steps as real calls;
+`lab call --json`; bad input; `lab down` leaves nothing behind.
+
+One lab for the module (bringing it up takes ~30 s); the tests run in file order and the
+tour's steps leave the lab as they found it (phones freed, WAN restored)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pbxctl.cli import main
+from pbxctl.core.procs import pid_alive
+from pbxctl.data.store import Store, StoreConfig
+from tests.integration.test_lab import _procs_mentioning
+
+pytestmark = [pytest.mark.lab, pytest.mark.asterisk, pytest.mark.pg, pytest.mark.sipp]
+
+SMALL = Path(__file__).parents[1] / "data" / "small" / "province.yaml"
+
+
+@dataclass
+class Lab:
+    root: Path
+    environ: dict[str, str]
+    state: dict[str, Any]
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(list(argv), environ=self.environ, stdout=out, stderr=err)
+        return code, out.getvalue(), err.getvalue()
+
+    def store(self) -> Store:
+        pg = self.state["pg"]
+        store = Store(config=StoreConfig(
+            conninfo=f"host={pg['socket']} port={pg['port']} dbname=pbxctl user=postgres"))
+        store.open()
+        return store
+
+
+def _namespaces(tag: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"pbx{tag}-")]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.fail("the namespace lab needs root (CI runs as root)")
+    root = Path("/tmp") / f"pbxlab-{os.getpid()}"
+    environ = {**os.environ, "PBXCTL_LAB_DIR": str(root)}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = main(["lab", "up", "--inventory", str(SMALL), "--always-open", "--hold-down",
+                     "5", "--json"], environ=environ, stdout=out, stderr=err)
+        assert code == 0, err.getvalue()[-3000:]
+        yield Lab(root, environ, json.loads(out.getvalue()))
+    finally:
+        main(["lab", "down"], environ=environ, stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_every_service_runs_and_every_phone_is_registered(lab: Lab) -> None:
+    st = lab.state
+    assert all(pid_alive(p) for p in [st["pg"]["pid"], st["cti"]["pid"],
+                                      *(s["pid"] for s in st["services"].values()),
+                                      *(k["pid"] for k in st["phones"].values())])
+    assert sorted(st["services"]) == ["collector:hz-gw", "collector:hz-lss", "collector:nb-gw",
+                                      "collector:nb-lss", "collector:zj-pbx", "dispatcher"]
+    # The DSN reaches the services through the config file, never their command lines.
+    for info in [st["cti"], *st["services"].values()]:
+        cmd = Path(f"/proc/{info['pid']}/cmdline").read_bytes().decode()
+        assert "dbname" not in cmd and "--dsn" not in cmd and "fixed-welcome" not in cmd
+    code, out, _ = lab.run("lab", "phones", "--json")
+    rows = json.loads(out)
+    assert code == 0
+    assert {r["seat"]: r["kind"] for r in rows} == {
+        "hz-a001": "agent", "hz-a002": "agent", "nb-a001": "agent", "hzxs-t01": "county",
+        "zj-sup01": "supervisor"}
+    for r in rows:  # agents at the province and their LSS; the others at the province
+        want = {"zj-pbx"} | ({f"{r['prefecture'].lower()}-lss"} if r["kind"] == "agent"
+                             else set())
+        assert r["registrations"] == {site: "registered" for site in want}, r
+    # Every gateway and LSS holds the catalogue on its own disk: the drift report is clean.
+    code, out, _ = lab.run("prompts", "status", "--inventory", st["inventory"], "--target",
+                           str(lab.root), "--config", st["config"], "--json")
+    assert code == 0 and json.loads(out)["drift"] == []
+
+
+def test_lab_call_json_reads_back_the_bill_that_postgresql_holds(lab: Lab) -> None:
+    code, out, err = lab.run("lab", "call", "--prefecture", "HZ", "--keys", "1 3301010001#",
+                             "--json")
+    assert code == 0, err[-2000:]
+    report = json.loads(out)
+    [svc] = report["services"]
+    assert svc["Service"] == "bill" and svc["Status"] == "OK"
+    assert (svc["Period"], svc["Amount"], svc["Due"]) == (
+        svc["db"]["period"], svc["db"]["amount"], svc["db"]["due"])
+    assert report["welcome"]["branch"] == "central"
+    assert [s["what"] for s in report["timeline"]][:2] == ["call arrives", "welcome: central"]
+    assert [r["site"] for r in report["records"]] == ["hz-gw"]
+
+
+def test_the_tour_shows_all_eight_points_with_real_calls(lab: Lab) -> None:
+    code, out, err = lab.run("lab", "tour", "--json")
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert [r["step"].split()[0] for r in rows] == [str(i) for i in range(1, 9)], err[-2000:]
+    failed = [r for r in rows if not r["ok"]]
+    assert not failed, failed
+    assert code == 0
+    # What the tour claims, checked again at the source.
+    store = lab.store()
+    try:
+        orders = store.execute("SELECT status, seat, recording FROM work_orders")
+        lss_calls = int(str(store.execute("SELECT count(*) FROM call_records WHERE site = 'hz-lss' "
+                                  "AND agent <> ''")[0][0]))
+        overflowed = store.execute("SELECT agent FROM call_records WHERE site = 'zj-pbx' "
+                                   "AND overflow <> ''")
+        welcome = store.execute("SELECT max(version) FROM prompts WHERE prompt_id = "
+                                "'welcome-default' AND published_at IS NOT NULL")[0][0]
+    finally:
+        store.close()
+    assert [(s, seat) for s, seat, _ in orders] == [("accepted", "hzxs-t01")]
+    assert orders[0][2]  # the order links the call's recording
+    assert lss_calls >= 1
+    assert [a for (a,) in overflowed] == ["zj-sup01"]
+    assert welcome == 2
+    wan = rows[0]["happened"]
+    assert "audio 0 B" in wan
+
+
+def test_bad_input_is_one_clear_line(lab: Lab) -> None:
+    code, _, err = lab.run("lab", "call", "--prefecture", "XX")
+    assert code == 2 and "valid: HZ, NB" in err, err
+    code, _, err = lab.run("lab", "call", "--prefecture", "HZ", "--keys", "1 x#")
+    assert code == 2 and "'x' is not a DTMF key" in err
+    code, _, err = lab.run("lab", "phones", "set", "nobody", "busy")
+    assert code == 2 and "no phone 'nobody'" in err
+    code, _, err = lab.run("lab", "up", "--inventory", str(SMALL))
+    assert code == 10 and "already up" in err
+    code, _, err = lab.run("lab", "up", "--inventory", str(SMALL), "--prefectures", "HZ,QQ")
+    assert code == 10 and "already up" in err  # the running lab is not touched
+
+
+def test_lab_down_leaves_no_process_namespace_or_link(lab: Lab) -> None:
+    tag = lab.state["tag"]
+    pids = [p for p in _all_pids(lab.state) if p]
+    assert _namespaces(tag)
+    code, _, err = lab.run("lab", "down")
+    assert code == 0, err
+    assert not [p for p in pids if pid_alive(p)]
+    assert _namespaces(tag) == []
+    assert _procs_mentioning(str(lab.root)) == []
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                           check=True).stdout
+    assert tag not in links
+
+
+def _all_pids(st: dict[str, Any]) -> list[int]:
+    procs = [st["pg"], st["cti"], *st["services"].values(), *st["phones"].values(),
+             *st["sites"].values(), *st["uplinks"].values(), *st["watchers"].values()]
+    return [int(p["pid"]) for p in procs if p.get("pid")]
+
+
+def test_an_unknown_prefecture_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    environ = {**os.environ, "PBXCTL_LAB_DIR": str(tmp_path / "lab")}
+    err = io.StringIO()
+    code = main(["lab", "up", "--inventory", str(SMALL), "--prefectures", "HZ,QQ"],
+                environ=environ, stdout=io.StringIO(), stderr=err)
+    assert code != 0
+    lines = [line for line in err.getvalue().splitlines() if line.startswith("pbxctl: error:")]
+    assert len(lines) == 1 and "QQ" in lines[0] and "HZ" in lines[0] and "NB" in lines[0], lines
+    assert _procs_mentioning(str(tmp_path / "lab")) == []
