@@ -55,3 +55,8 @@ def _environment(directory: str) -> jinja2.Environment:
 
 def render(template: str, **context: Any) -> str:
     return _environment(str(dialplans_dir())).get_template(template).render(**context)
+
+
+def render_from(directory: Path, template: str, **context: Any) -> str:
+    """Like render(), from another folder of templates (the tests' own)."""
+    return _environment(str(directory)).get_template(template).render(**context)

@@ -20,11 +20,11 @@ from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext, Registry
 from pbxctl.core.net import free_port
 from pbxctl.data.store import Store, StoreConfig
-from pbxctl.lab.gateway_site import GatewayParams, gateway_configs
 from pbxctl.lab.sandbox.asterisk import AsteriskInstance, find_asterisk
 from pbxctl.lab.sandbox.postgres import PgEndpoint, PostgresCluster
 from pbxctl.pbx.ami import AmiClient
 from pbxctl.pbx.engine import default_major
+from tests.spine.site import GatewayParams, gateway_configs
 
 
 # -- no secret in any CLI output of the whole suite --------------------------------------------

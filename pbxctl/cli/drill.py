@@ -23,7 +23,7 @@ def _drill_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_drill(args: argparse.Namespace, env: Env) -> int:
-    from pbxctl.lab.loopback import LabState, lab_dir
+    from pbxctl.lab.lifecycle import LabState, lab_dir
     from pbxctl.lab.netlab import NetState, node_names
 
     root = lab_dir(dict(env.environ))

@@ -1,4 +1,4 @@
-"""`pbxctl lab up|down|status`: the lab on this machine (loopback, or network namespaces)."""
+"""`pbxctl lab up|down|status|phones|call|tour`: the province lab on this machine (namespaces)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pbxctl.pbx.asterisk_modules import SUPPORTED
 
 
 def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
-    from pbxctl.lab.loopback import lab_dir, lab_up
+    from pbxctl.lab.lifecycle import lab_dir, lab_up
 
     root = lab_dir(dict(env.environ))
     progress = (lambda _m: None) if args.json else (lambda m: env.err.print(f"  [green]✓[/] {m}"))
@@ -30,40 +30,7 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
                    prefectures=(args.prefectures.split(",")
                                 if args.prefectures and args.prefectures != "all" else None),
                    hold_down=args.hold_down, always_open=args.always_open)
-    if state.netns:
-        return _print_netlab(state.netns, env, as_json=args.json)
-    if args.json:
-        env.stdout.write(json.dumps(redacted({"root": state.root, "pg": state.pg,
-                                              "asterisk": state.asterisk, "agi": state.agi,
-                                              "calls": state.calls}), indent=2) + "\n")
-        return 0
-    _print_loopback(state, env)
-    return 0
-
-
-def _print_loopback(state: object, env: Env) -> None:
-    from pbxctl.lab.loopback import LabState
-
-    assert isinstance(state, LabState)
-    table = Table(title=f"pbxctl lab up — {state.root}")
-    for col in ("component", "pid", "where"):
-        table.add_column(col)
-    table.add_row("PostgreSQL", str(state.pg["pid"]), f"127.0.0.1:{state.pg['port']}")
-    table.add_row("FastAGI server", str(state.agi["pid"]),
-                  f"agi://{state.agi['host']}:{state.agi['port']}/")
-    for ast in state.asterisk:
-        table.add_row(f"Asterisk {ast['name']}", str(ast["pid"]), f"sip:{ast['sip']}")
-    env.out.print(table)
-    for call in state.calls:
-        ok = call["sipp_successful"] == 1 and call["branch"] == "central"
-        env.out.print(
-            f"[{'green' if ok else 'red'}]call[/] DID {call['did']} from {call['caller']}: "
-            f"SIPp successful={call['sipp_successful']} failed={call['sipp_failed']} "
-            f"(RTP from {call['rtp_pcap']}); dialplan branch={call['branch']} "
-            f"prompt={call['prompt']} playback={call['playback']}; "
-            f"AGI rows in PostgreSQL={call['agi_rows_in_db']}"
-        )
-    env.out.print("stop everything with: pbxctl lab down")
+    return _print_netlab(state.netns, env, as_json=args.json)
 
 
 def _print_netlab(data: dict[str, object], env: Env, *, as_json: bool) -> int:
@@ -79,18 +46,24 @@ def _print_netlab(data: dict[str, object], env: Env, *, as_json: bool) -> int:
     runs: dict[str, list[str]] = {}
     for site, info in net.sites.items():
         runs.setdefault(info["node"], []).append(f"Asterisk {site} (pid {info['pid']})")
+    for node, info in net.phones.items():
+        runs.setdefault(node, []).append(f"{len(info['phones'])} phone(s)")
+    runs.setdefault("pbx", []).extend(["CTI", "PostgreSQL", "dispatcher"])
     for node, addr in net.nodes.items():
-        table.add_row(node, addr["a"], addr["b"], ", ".join(runs.get(node, ["SIPp (drills)"])))
+        table.add_row(node, addr["a"], addr["b"],
+                      ", ".join(runs.get(node, ["PSTN media gateway (lab call, drills)"])))
     env.out.print(table)
     env.out.print(f"every node: `pbxctl uplink run` (active-backup); every gateway: `pbxctl "
                   f"survive run` (hold-down {net.hold_down:g} s)")
-    env.out.print("try: pbxctl drill run wan-cut --prefecture " + net.prefectures[0])
+    env.out.print(f"try: pbxctl lab call --prefecture {net.prefectures[0]} --keys 0   "
+                  f"(the tour: pbxctl lab tour; a fault: pbxctl drill run wan-cut "
+                  f"--prefecture {net.prefectures[0]})")
     env.out.print("stop everything with: pbxctl lab down")
     return 0
 
 
 def cmd_lab_down(args: argparse.Namespace, env: Env) -> int:
-    from pbxctl.lab.loopback import lab_dir, lab_down
+    from pbxctl.lab.lifecycle import lab_dir, lab_down
 
     stopped = lab_down(lab_dir(dict(env.environ)), keep_files=args.keep_files,
                        progress=lambda m: env.err.print(f"  [green]✓[/] {m}"))
@@ -99,7 +72,7 @@ def cmd_lab_down(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_lab_status(args: argparse.Namespace, env: Env) -> int:
-    from pbxctl.lab.loopback import lab_dir, lab_status
+    from pbxctl.lab.lifecycle import lab_dir, lab_status
 
     status = lab_status(lab_dir(dict(env.environ)))
     if args.json:
@@ -113,7 +86,7 @@ def cmd_lab_status(args: argparse.Namespace, env: Env) -> int:
 
 
 def _netlab(env: Env) -> tuple[Path, dict[str, Any]]:
-    from pbxctl.lab.loopback import LabState, lab_dir
+    from pbxctl.lab.lifecycle import LabState, lab_dir
 
     root = lab_dir(dict(env.environ))
     lab = LabState.load(root)
@@ -267,12 +240,14 @@ def cmd_lab_tour(args: argparse.Namespace, env: Env) -> int:
 
 def register(nouns: Verbs) -> None:
     lab = verbs(nouns, "lab", "bring the local lab up or down")
-    up = lab.add_parser("up", help="start PostgreSQL, Asterisk, the FastAGI server; place a call")
+    up = lab.add_parser("up", help="the whole province in network namespaces: PBXs, data, "
+                                   "prompts, CTI, collectors, dispatcher, phones")
     up.add_argument("--json", action="store_true", help="print the lab state as JSON")
     up.add_argument("--asterisk", type=int, choices=SUPPORTED,
                     help="Asterisk major to run (default: PBXCTL_ASTERISK, else 22)")
-    up.add_argument("--inventory", help="bring this province up in network namespaces (each "
-                                        "site on its own node, two switches, real links)")
+    up.add_argument("--inventory", help="the province to bring up (each site on its own node, "
+                                        "two switches, real links); default: the shipped "
+                                        "example, prefectures HZ,NB")
     up.add_argument("--prefectures", help="with --inventory: only these (comma-separated "
                                           "codes, or all); default all")
     up.add_argument("--hold-down", type=float,

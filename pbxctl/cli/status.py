@@ -8,7 +8,6 @@ import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
@@ -40,14 +39,33 @@ def inventory_targets(path: Path, *, source: str | None) -> list[AmiTarget]:
                       src or None) for site in inv.sites()]
 
 
-def lab_targets(environ: Any) -> list[AmiTarget]:
-    from pbxctl.lab.loopback import LabState, lab_dir
+def lab_reentry(argv: list[str], env: Env) -> int | None:
+    """Without --inventory, the running lab: its PBXs sit in namespaces, so the command runs
+    again on the province node (as an operator's console on the CTI host would), with the
+    lab's inventory. None when already there."""
+    import os
+    import subprocess
+    import sys
 
-    state = LabState.load(lab_dir(dict(environ)))
-    if state is None:
+    from pbxctl.lab.lifecycle import LabState, lab_dir
+    from pbxctl.lab.netlab import NetState
+
+    state = LabState.load(lab_dir(dict(env.environ)))
+    if state is None or not state.netns:
         raise UsageError("no lab is running and no --inventory given",
                          hint="`pbxctl lab up`, or pass --inventory FILE")
-    return [AmiTarget(a.get("name", "lab"), **a["ami"]) for a in state.asterisk if a.get("ami")]
+    net = NetState(**state.netns)
+    if env.environ.get("PBXCTL_CALL_NODE") == net.tag:
+        return None
+    with subprocess.Popen(["ip", "netns", "exec", net.ns("pbx"), sys.executable, "-m", "pbxctl",
+                           *argv, "--inventory", net.inventory], stdout=subprocess.PIPE,
+                          text=True, env={**os.environ, **env.environ,
+                                          "PBXCTL_CALL_NODE": net.tag}) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            env.stdout.write(line)
+            env.stdout.flush()
+    return proc.returncode
 
 
 def _tables(statuses: list[SiteStatus]) -> list[Table]:
@@ -108,8 +126,11 @@ def freeswitch_status(args: argparse.Namespace, env: Env) -> int:
 def cmd_status(args: argparse.Namespace, env: Env) -> int:
     if args.freeswitch:
         return freeswitch_status(args, env)
-    targets = (inventory_targets(Path(args.inventory), source=args.source)
-               if args.inventory else lab_targets(env.environ))
+    if not args.inventory:
+        code = lab_reentry(_argv_of(args), env)
+        if code is not None:
+            return code
+    targets = inventory_targets(Path(args.inventory), source=args.source)
     if args.site:
         targets = [t for t in targets if t.site in args.site]
     links = [ResilientAmi(t, timeout=args.timeout) for t in targets]
@@ -139,6 +160,16 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
                                 hint="is Asterisk running there, and does manager.conf "
                                      "permit this host?")
     return 0
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    argv = ["status", "watch" if getattr(args, "watch", None) else "show"]
+    for flag, value in (("--site", args.site), ("--count", getattr(args, "count", None)),
+                        ("--timeout", args.timeout), ("--every", getattr(args, "watch", None))):
+        for v in (value if isinstance(value, list) else [value]):
+            if v is not None:
+                argv += [flag, str(v)]
+    return [*argv, "--json"] if args.json else argv
 
 
 def cmd_status_watch(args: argparse.Namespace, env: Env) -> int:

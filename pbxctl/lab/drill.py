@@ -34,7 +34,8 @@ from typing import Any
 
 from pbxctl.core.errors import UsageError, WaitTimeout
 from pbxctl.lab.netlab import NetState, node_names
-from pbxctl.lab.sandbox.sipp import SippProcess, scenario_path
+from pbxctl.lab.sandbox.sipp import PCAP_DIR, SippProcess, scenario_path
+from pbxctl.lab.sandbox.sipp_scenarios import DIGIT_PCAP
 from pbxctl.pbx.ami import AmiClient, Message
 
 FAULTS = ("link-down", "wan-cut", "flap", "cti-hang")
@@ -161,8 +162,9 @@ def run_drill(state: NetState, plan: DrillPlan, *, workdir: Path, gateway: str,
     log_file.unlink(missing_ok=True)
     # rtp_stream's file is read when the scenario loads, before -key values apply.
     scenario = workdir / "uac_drill.xml"
-    scenario.write_text(scenario_path("uac_drill.xml").read_text().replace("[stream]",
-                                                                           str(stream)))
+    scenario.write_text(scenario_path("uac_drill.xml").read_text()
+                        .replace("[stream]", str(stream))
+                        .replace("[dtmf]", str(PCAP_DIR / DIGIT_PCAP["0"])))
     sipp = SippProcess(scenario=scenario, workdir=workdir,
                        local_ip=state.nodes[pstn]["a"], remote=(gw["ami"]["host"], 5060),
                        service=did, calls=calls, rate=plan.rate, pause_ms=int(plan.hold * 1000),

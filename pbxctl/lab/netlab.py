@@ -173,12 +173,12 @@ def _start_logged(argv: list[str], log: Path, marker: str, what: str,
 def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable[[], None],
               state_box: dict[str, Any], prefectures: list[str] | None = None,
               major: int | None = None, hold_down: float | None = None,
-              always_open: bool = False) -> NetState:
+              always_open: bool = False, asterisk_bin: str | None = None) -> NetState:
     """Bring the province up in namespaces; ``state_box["netns"]`` is kept current (and
     ``save()`` called) after every step, so a failure half-way can still be torn down."""
     if os.geteuid() != 0:
-        raise UsageError("a namespace lab needs root (ip netns)")
-    binary = find_asterisk(major)
+        raise UsageError("the lab needs root: it builds network namespaces (ip netns)")
+    binary = find_asterisk(major, path=asterisk_bin)  # before anything starts
     path = copy_inventory(inventory, root / "inventory", always_open=always_open)
     permit_drill_nodes(path, load_inventory(path))
     inv = load_inventory(path)

@@ -24,7 +24,7 @@ import pytest
 
 from pbxctl.cli import main
 from pbxctl.core.procs import pid_alive, wait_until
-from pbxctl.lab.loopback import LabState
+from pbxctl.lab.lifecycle import LabState
 from pbxctl.lab.netlab import NetState, asterisk_cli
 from pbxctl.lab.sandbox.netns import lab_namespaces
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
@@ -49,6 +49,7 @@ def lab() -> Iterator[tuple[dict[str, str], NetState]]:
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="pbxt-", dir="/tmp"))
+    root.chmod(0o755)  # the lab's PostgreSQL runs as the postgres user
     inv_dir = root / "inv"
     inv_dir.mkdir()
     text = (SMALL / "province.yaml").read_text().replace(
@@ -119,7 +120,7 @@ def _drill_meeting_targets(lab: tuple[dict[str, str], NetState], *argv: str
 def test_the_lab_puts_each_site_in_its_own_namespace(
         lab: tuple[dict[str, str], NetState]) -> None:
     _, state = lab
-    assert set(state.nodes) == {"pbx", "hzgw", "hzlss", "hzpstn"}
+    assert set(state.nodes) == {"pbx", "hzgw", "hzlss", "hzpstn", "hzph", "supph"}
     assert all(pid_alive(p) for p in state.pids())
     assert all(not n["a"].startswith("127.") for n in state.nodes.values())  # 10/8 copies
     for node in state.nodes:

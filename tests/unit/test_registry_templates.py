@@ -8,8 +8,8 @@ from ivr_scripts.handlers import default_registry
 from ivr_scripts.registry import HandlerContext, Registry, UnknownRoute, route_of
 from pbxctl.core import chanvars
 from pbxctl.core.errors import InputError
-from pbxctl.lab.gateway_site import GatewayParams, gateway_configs
 from provisioning.templates import conf_value, render
+from tests.spine.site import GatewayParams, gateway_configs
 
 
 def test_route_is_the_handler_name() -> None:
@@ -42,7 +42,7 @@ def test_conf_value_refuses_line_breakers(bad: str) -> None:
 
 def test_templates_use_strict_undefined() -> None:
     with pytest.raises(jinja2.UndefinedError):
-        render("asterisk/lab_gateway.conf.j2", agi_host="127.0.0.1")
+        render("asterisk/extensions_gateway.conf.j2")
 
 
 def test_gateway_dialplan_checks_agistatus_and_our_status() -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from pbxctl.cli import main
 from pbxctl.core.redact import MASK, redact_text, redacted
-from pbxctl.lab.loopback import LabState
+from pbxctl.lab.lifecycle import LabState
 
 SMALL = Path(__file__).parents[1] / "data" / "small"
 
@@ -68,12 +68,12 @@ def test_rendered_secrets_are_0640_and_never_printed(tmp_path: Path) -> None:
 def test_errors_and_json_never_carry_a_password(tmp_path: Path) -> None:
     code, text = run("db", "migrate", "--config", str(_config(tmp_path)))
     assert code == 9 and "hunter2" not in text and MASK in text, text
-    state = LabState(root=str(tmp_path))
-    state.asterisk.append({"name": "gw", "ami": {"host": "127.0.0.1", "port": 5038,
-                                                 "username": "pbxctl", "secret": "s3cr3t-ami"}})
+    state = LabState(root=str(tmp_path), netns={"sites": {"gw": {"ami": {
+        "host": "127.0.0.1", "port": 5038, "username": "pbxctl", "secret": "s3cr3t-ami"}}}})
     state.save()
     code, text = run("lab", "status", "--json", environ={"PBXCTL_LAB_DIR": str(tmp_path)})
-    assert "s3cr3t-ami" not in text and json.loads(text)["asterisk"][0]["ami"]["secret"] == MASK
+    assert "s3cr3t-ami" not in text
+    assert json.loads(text)["netns"]["sites"]["gw"]["ami"]["secret"] == MASK
     assert stat.S_IMODE((tmp_path / "lab.json").stat().st_mode) == 0o600
 
 
