@@ -35,11 +35,12 @@ from typing import Any
 from pbxctl.core.errors import UsageError, WaitTimeout
 from pbxctl.lab.netlab import NetState, node_names
 from pbxctl.lab.sandbox.sipp import PCAP_DIR, SippProcess, scenario_path
-from pbxctl.lab.sandbox.sipp_scenarios import DIGIT_PCAP
+from pbxctl.lab.sandbox.sipp_scenarios import DIGIT_PCAP, renumbered_pcap
 from pbxctl.pbx.ami import AmiClient, Message
 
 FAULTS = ("link-down", "wan-cut", "flap", "cti-hang")
 CALLER_PREFIX = "05719"  # + SIPp's call number; 0571 keeps the calls in Hangzhou's area
+DRILL_KEYS, DRILL_KEYS_MS = 4, 10800  # uac_drill.xml presses 0 four times in its first 10.8 s
 
 
 @dataclass
@@ -162,12 +163,17 @@ def run_drill(state: NetState, plan: DrillPlan, *, workdir: Path, gateway: str,
     log_file.unlink(missing_ok=True)
     # rtp_stream's file is read when the scenario loads, before -key values apply.
     scenario = workdir / "uac_drill.xml"
-    scenario.write_text(scenario_path("uac_drill.xml").read_text()
-                        .replace("[stream]", str(stream))
-                        .replace("[dtmf]", str(PCAP_DIR / DIGIT_PCAP["0"])))
+    text = scenario_path("uac_drill.xml").read_text().replace("[stream]", str(stream))
+    seq, ts = 1000, 160000
+    for i in range(1, DRILL_KEYS + 1):
+        dst = workdir / f"dtmf0-{i}.pcap"
+        seq, ts = renumbered_pcap(PCAP_DIR / DIGIT_PCAP["0"], dst, seq=seq, ts=ts)
+        text = text.replace(f"[dtmf{i}]", str(dst))
+    scenario.write_text(text)
     sipp = SippProcess(scenario=scenario, workdir=workdir,
                        local_ip=state.nodes[pstn]["a"], remote=(gw["ami"]["host"], 5060),
-                       service=did, calls=calls, rate=plan.rate, pause_ms=int(plan.hold * 1000),
+                       service=did, calls=calls, rate=plan.rate,
+                       pause_ms=max(1000, int(plan.hold * 1000) - DRILL_KEYS_MS),
                        timeout=total + plan.hold + 120,
                        keys={"caller": CALLER_PREFIX},
                        extra_args=("-trace_logs", "-log_file", str(log_file)),

@@ -96,7 +96,8 @@ def _ami(state: NetState, site: str, source: str) -> AmiClient:
     return client
 
 
-def _store(state: NetState) -> Store:
+def lab_store(state: NetState) -> Store:
+    """The lab's PostgreSQL, through its socket directory (reachable from any namespace)."""
     pg = state.pg
     store = Store(config=StoreConfig(
         conninfo=f"host={pg['socket']} port={pg['port']} dbname=pbxctl user=postgres "
@@ -284,7 +285,7 @@ def _join_records(state: NetState, report: CallReport, *, gw: str,
     if not origin:
         report.problems.append("the gateway never saw the call")
         return
-    store = _store(state)
+    store = lab_store(state)
     try:
         want_sites = 1 + (1 if report.agent else 0)
 

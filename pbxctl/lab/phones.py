@@ -24,6 +24,7 @@ import argparse
 import json
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -63,7 +64,6 @@ class PhoneStatus:
     registered: dict[str, float] = field(default_factory=dict)  # site → time of last 200 OK
     errors: dict[str, str] = field(default_factory=dict)  # site → last failure
     uas_pid: int = 0
-    answered: int = 0
 
 
 def busy_scenario() -> str:
@@ -88,10 +88,27 @@ def busy_scenario() -> str:
 """
 
 
-def answer_scenario(*, ring_ms: int = RING_MS) -> str:
-    """The agent phone of the tests (uas_agent.xml), ringing ``ring_ms`` before it answers."""
+def answer_scenario(stream: Path, *, ring_ms: int = RING_MS) -> str:
+    """The agent phone of the tests (uas_agent.xml), ringing ``ring_ms`` before it answers,
+    and sending RTP for the whole call like a real phone (``stream``: raw A-law, looped) —
+    a phone that falls silent is hung up by the PBX's rtp_timeout."""
     text = scenario_path("uas_agent.xml").read_text(encoding="iso-8859-1")
-    return text.replace('<pause milliseconds="300"/>', f'<pause milliseconds="{ring_ms}"/>')
+    text = text.replace('<pause milliseconds="300"/>', f'<pause milliseconds="{ring_ms}"/>')
+    return text.replace('<exec play_pcap_audio="[audio]"/>',
+                        f'<exec rtp_stream="{stream},-1,8"/>')
+
+
+def voice_file(folder: Path) -> Path:
+    """One second of a quiet 440 Hz tone, raw A-law (sox), or A-law silence without sox."""
+    out = folder / "voice.alaw"
+    if not out.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        made = subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "a-law", "-t", "raw",
+                               str(out), "synth", "1", "sine", "440", "vol", "0.3"],
+                              capture_output=True, timeout=30, check=False)
+        if made.returncode != 0:
+            out.write_bytes(bytes([0xD5]) * 8000)
+    return out
 
 
 def register_scenario(seat: str, secret: str) -> str:
@@ -141,7 +158,7 @@ class Keeper:
             atomic_write(out["answer"], dtmf_scenario(
                 [(1500, "1")], pcap_dir=folder / "pcaps", head="uas", bye_timeout_ms=120000))
         else:
-            atomic_write(out["answer"], answer_scenario())
+            atomic_write(out["answer"], answer_scenario(voice_file(self.workdir)))
         return out
 
     def register(self, seat: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pbxctl.core.errors import PbxctlError, ServiceStartError, WaitTimeout
 from pbxctl.core.procs import wait_until
-from pbxctl.lab.labcall import CallPlan, CallReport, _store, place
+from pbxctl.lab.labcall import CallPlan, CallReport, lab_store, place
 from pbxctl.lab.netlab import NetState, node_names
 from pbxctl.lab.phones import PhoneSpec, dial_process
 from pbxctl.lab.province import pbxctl, phones_of, set_phone_mode
@@ -139,7 +139,7 @@ class Tour:
                 f"call {report.welcome.get('gateway_call')}", ok)
 
     def _sample_account(self) -> str:
-        store = _store(self.state)
+        store = lab_store(self.state)
         try:
             rows = store.execute("SELECT a.account_no FROM accounts a JOIN bills b USING "
                                  "(account_no) WHERE a.prefecture = %s AND NOT b.paid ORDER BY "
@@ -202,7 +202,7 @@ class Tour:
                             steps=[(2500, "1"), (3000, account + "#")],
                             workdir=self.root / "tour" / "star9",
                             netns=self.state.ns(node))
-        store = _store(self.state)
+        store = lab_store(self.state)
         try:
             before = int(str(store.execute("SELECT coalesce(max(id), 0) FROM work_orders")[0][0]))
             sipp.run()

@@ -28,6 +28,7 @@ from pbxctl.lab.lifecycle import LabState
 from pbxctl.lab.netlab import NetState, asterisk_cli
 from pbxctl.lab.sandbox.netns import lab_namespaces
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.pbx.asterisk_show import contacts
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
@@ -223,12 +224,15 @@ def test_a_dead_trunk_path_is_reported_by_qualify_and_calls_take_the_other(
                    what="qualify reporting path A dead")
         assert status("province-b") == "Avail"
         pstn = state.nodes["hzpstn"]
-        caller = SippProcess(scenario=scenario_path("uac_hold_bye.xml"),
-                             workdir=Path(state.inventory).parent.parent / "path-b",
+        work = Path(state.inventory).parent.parent / "path-b"
+        # A caller who presses 0 during the welcome: straight to the province queue.
+        scenario = write_scenario(work, "path-b", dtmf_scenario(
+            [(1500, "0")], pcap_dir=work / "pcaps", hold_ms=8000,
+            speech_after=pcap("g711a.pcap")))
+        caller = SippProcess(scenario=scenario, workdir=work,
                              local_ip=pstn["a"], remote=(state.nodes["hzgw"]["a"], 5060),
-                             service="057195598", pause_ms=8000, timeout=60,
-                             netns=pstn["ns"],
-                             keys={"caller": "057188885678", "audio": str(pcap("g711a.pcap"))})
+                             service="057195598", timeout=60, netns=pstn["ns"],
+                             keys={"caller": "057188885678"})
         caller.start()
         wait_until(lambda: "PJSIP/gw-hz-b-" in asterisk_cli(state, "zj-pbx",
                                                             "core show channels concise"),
