@@ -17,7 +17,8 @@ from ivr_scripts.selfservice import ACCOUNT_DIGITS, Speaker
 from pbxctl.core import chanvars as V
 from pbxctl.core.dtmf import is_digits
 from pbxctl.core.errors import InputError, StoreUnavailable
-from pbxctl.data.orders import ORDER_TYPES, accept, create, dispatch, return_order
+from pbxctl.data.orders import accept, create, dispatch, return_order
+from pbxctl.data.ordertypes import ORDER_TYPES
 from pbxctl.data.store import Store
 from provisioning.model import Inventory
 

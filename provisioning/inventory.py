@@ -11,7 +11,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from pbxctl.core.yamlsrc import LocDict, load_yaml
-from pbxctl.data.orders import ORDER_TYPES
+from pbxctl.data.ordertypes import ORDER_TYPES
 from provisioning.checks import (
     AFTER_HOURS,
     AREA_CODE,

@@ -185,7 +185,7 @@ def cmd_orders_dispatcher(args: argparse.Namespace, env: Env) -> int:
 
 
 def register(nouns: Verbs) -> None:
-    from pbxctl.data.orders import ORDER_TYPES
+    from pbxctl.data.ordertypes import ORDER_TYPES
 
     orders = verbs(nouns, "orders", "work orders to county terminal seats")
     cr = dsn_arg(orders.add_parser("create", help="create (and dispatch) a work order"))

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pbxctl.core.errors import InputError
+from pbxctl.data.ordertypes import ORDER_TYPES
 from pbxctl.data.store import Store
 
 # status -> statuses it may move to
@@ -23,7 +24,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "escalated": ("dispatched",),
     "done": (),
 }
-ORDER_TYPES = ("repair", "billing", "outage", "meter", "other")
 
 
 class DispatchRules(Protocol):

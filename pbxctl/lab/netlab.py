@@ -43,7 +43,7 @@ from pbxctl.lab.province import (
     write_config,
 )
 from pbxctl.lab.sandbox.asterisk import find_asterisk, stop_by_pid
-from pbxctl.lab.sandbox.netns import NetLab, lab_namespaces
+from pbxctl.lab.sandbox.netns import NetLab, lab_namespaces, ns_exec
 from pbxctl.lab.site import sandbox_for
 from pbxctl.ops.publish import prompt_dir
 from provisioning.inventory import load_inventory
@@ -258,7 +258,7 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
              f"(pid {state.cti['pid']}): catalogue and routing from PostgreSQL")
     for p in chosen:
         gw = state.sites[p.gateway.name]
-        argv = ["ip", "netns", "exec", net.ns(site_nodes[p.gateway.name]), sys.executable,
+        argv = [*ns_exec(net.ns(site_nodes[p.gateway.name])), sys.executable,
                 "-m", "pbxctl", "survive", "run", "--ami-host", gw["ami"]["host"],
                 "--ami-user", AMI_USERS["watch"],
                 "--hold-down", f"{state.hold_down:g}",

@@ -32,6 +32,7 @@ from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.core.files import atomic_write
 from pbxctl.core.procs import spawn, stop_pid, tail, wait_until
 from pbxctl.lab.phones import PhoneSpec, spec_file_data
+from pbxctl.lab.sandbox.netns import ns_exec
 from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.ops.publish import prompt_dir
 from provisioning.model import Inventory, Prefecture, Seat
@@ -130,7 +131,7 @@ def pbxctl(config: Path, *args: str, ns: str | None = None, timeout: float = 300
     """Run one `pbxctl` command as the operator would (config from PBXCTL_CONFIG)."""
     argv = [sys.executable, "-m", "pbxctl", *args]
     if ns:
-        argv = ["ip", "netns", "exec", ns, *argv]
+        argv = [*ns_exec(ns), *argv]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                          env={**os.environ, "PBXCTL_CONFIG": str(config)})
     if res.returncode != 0:
@@ -146,7 +147,7 @@ def start_service(argv: list[str], log: Path, marker: str, what: str, *, config:
     """Start a long-running `pbxctl` daemon (in ``ns``); ready when ``marker`` is logged."""
     full = [sys.executable, "-m", "pbxctl", *argv] if argv[0] != sys.executable else argv
     if ns:
-        full = ["ip", "netns", "exec", ns, *full]
+        full = [*ns_exec(ns), *full]
     proc = spawn(full, log_path=log,
                  env={**os.environ, **(env or {}), "PBXCTL_CONFIG": str(config)})
     try:
@@ -186,7 +187,7 @@ def phone_keeper(root: Path, node: str, ns: str, specs: list[PhoneSpec], sec: Se
     atomic_write(spec_file, spec_file_data(specs, {s.seat: sec.sip[s.seat] for s in specs}),
                  mode=0o600)
     log = workdir / "keeper.log"
-    argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl.lab.phones",
+    argv = [*ns_exec(ns), sys.executable, "-m", "pbxctl.lab.phones",
             "--spec", str(spec_file), "--workdir", str(workdir)]
     proc = spawn(argv, log_path=log)
     try:

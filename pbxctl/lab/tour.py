@@ -24,6 +24,7 @@ from pbxctl.lab.labcall import CallPlan, CallReport, lab_store, place
 from pbxctl.lab.netlab import NetState, node_names
 from pbxctl.lab.phones import PhoneSpec, dial_process
 from pbxctl.lab.province import pbxctl, phones_of, set_phone_mode
+from pbxctl.lab.sandbox.netns import ns_exec
 from pbxctl.pbx.ami import AmiClient
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory, Prefecture
@@ -71,7 +72,7 @@ class Tour:
     @contextlib.contextmanager
     def meter(self, node: str, peers: list[str]) -> Iterator[dict[str, int]]:
         """Bytes by kind (sip, agi, rtp, other) between ``node`` and ``peers`` meanwhile."""
-        proc = subprocess.Popen(["ip", "netns", "exec", self.state.ns(node), sys.executable,
+        proc = subprocess.Popen([*ns_exec(self.state.ns(node)), sys.executable,
                                  "-m", "pbxctl.lab.wanmeter",
                                  *(a for p in peers for a in ("--peer", p))],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -21,6 +21,7 @@ from pbxctl.core.errors import (
 from pbxctl.core.files import atomic_write
 from pbxctl.core.net import free_port, require_free, require_loopback
 from pbxctl.core.procs import spawn, stop_pid, tail, wait_pid_gone
+from pbxctl.lab.sandbox.netns import ns_exec
 from pbxctl.pbx.ami import AmiEndpoint
 from pbxctl.pbx.asterisk_modules import (
     QUIET_STUBS,
@@ -155,7 +156,7 @@ class AsteriskInstance:
         self._write_configs(binary)
         argv = [binary.path, "-C", str(self.conf_path), "-f", "-n", "-g"]
         if self.netns is not None:  # `ip netns exec` execs: the PID stays Asterisk's
-            argv = ["ip", "netns", "exec", self.netns, *argv]
+            argv = [*ns_exec(self.netns), *argv]
         self._proc = spawn(argv, log_path=self.stdout_log)
         self.pid = self._proc.pid
         try:

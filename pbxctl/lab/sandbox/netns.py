@@ -123,7 +123,7 @@ class NetLab:
 
     def uplink_argv(self, node: str, python: str) -> list[str]:
         """The active-backup keeper for this node's two links, run inside its namespace."""
-        return ["ip", "netns", "exec", self.ns(node), python, "-m", "pbxctl", "uplink", "run",
+        return [*ns_exec(self.ns(node)), python, "-m", "pbxctl", "uplink", "run",
                 "--ports", ",".join(f"eth{sw}" for sw in self.nodes[node])]
 
     def set_link(self, node: str, switch: str, *, up: bool) -> None:
@@ -134,6 +134,13 @@ class NetLab:
             with contextlib.suppress(CommandFailed):
                 _ip("netns", "del", name)
         self._created.clear()
+
+
+def ns_exec(ns: str) -> list[str]:
+    """The argv prefix that runs a program inside namespace ``ns``. nsenter execs it in place
+    (`ip netns exec` forks and waits): the PID recorded is the program's own, and no idle
+    wrapper per daemon (≈ 2.6 MB each, 46 of them in a whole-province lab)."""
+    return ["nsenter", f"--net=/run/netns/{ns}", "--"]
 
 
 def lab_namespaces(tag: str) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from pbxctl.core.errors import MissingDependencyError, ServiceStartError, WaitTimeout
 from pbxctl.core.net import free_port, require_free, require_loopback
 from pbxctl.core.procs import stop_pid, tail, wait_pid_gone
+from pbxctl.lab.sandbox.netns import ns_exec
 
 PG_HINT = "run `make setup` (as root) to install postgresql"
 
@@ -73,7 +74,7 @@ class PostgresCluster:
         return self.root / "server.log"
 
     def _as_owner(self) -> list[str]:
-        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
+        inside = ns_exec(self.netns) if self.netns else []
         if os.geteuid() != 0:
             return inside
         try:

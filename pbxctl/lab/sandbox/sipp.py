@@ -13,6 +13,7 @@ from pathlib import Path
 from pbxctl.core.errors import ServiceStartError, WaitTimeout
 from pbxctl.core.net import free_port, require_loopback
 from pbxctl.core.procs import require_binary, spawn, stop_pid, tail
+from pbxctl.lab.sandbox.netns import ns_exec
 
 SIPP_HINT = "run `make setup` (as root) to install sip-tester"
 PCAP_DIR = Path("/usr/share/sip-tester")
@@ -137,7 +138,7 @@ class SippProcess:
         args += list(self.extra_args)
         if self.remote is not None:
             args.append(f"{self.remote[0]}:{self.remote[1]}")
-        return ["ip", "netns", "exec", self.netns, *args] if self.netns else args
+        return [*ns_exec(self.netns), *args] if self.netns else args
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
