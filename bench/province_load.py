@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from pbxctl.core.procs import wait_until
+
 SMALL = Path(__file__).parents[1] / "tests" / "data" / "small"
 CALLER = "05719"
 HOLD_MS = 4000  # the caller talks this long after pressing 0 (the agent answers within it)
@@ -39,7 +41,7 @@ HOLD_MS = 4000  # the caller talks this long after pressing 0 (the agent answers
 def make_inventory(root: Path, agents: int) -> Path:
     data = yaml.safe_load((SMALL / "province.yaml").read_text())
     hz = next(p for p in data["prefectures"] if p["code"] == "HZ")
-    hz["agents"] = [{"id": f"hz-a{i:03d}", "name": f"坐席{i}", "extension": str(1100 + i)}
+    hz["agents"] = [{"id": f"hz-a{i:03d}", "name": f"坐席{i}", "extension": str(6000 + i)}
                     for i in range(1, agents + 1)]
     hz.pop("business_hours", None)
     data["province"]["options"]["agent_ring_timeout"] = 15
@@ -108,6 +110,14 @@ def run_rate(state: Any, *, rate: float, seconds: float, workdir: Path) -> dict[
             "cti_cpu_ms_per_call": 1000 * cti_cpu / calls}
 
 
+def _active(state: Any, site: str) -> int:
+    from pbxctl.lab.netlab import asterisk_cli
+
+    out = asterisk_cli(state, site, "core show channels count")
+    return next((int(line.split()[0]) for line in out.splitlines()
+                 if line.strip().endswith("active calls")), 0)
+
+
 def measure(labdir: Path, rates: list[float], seconds: float) -> dict[str, Any]:
     """Inside the PSTN node: every rate with the CTI, then every rate without it."""
     from pbxctl.lab.lifecycle import LabState
@@ -127,7 +137,10 @@ def measure(labdir: Path, rates: list[float], seconds: float) -> dict[str, Any]:
                   f"failed {row['failed']}, setup p50 {row['setup_p50_s']}", file=sys.stderr,
                   flush=True)
             rows.append(row)
-            time.sleep(HOLD_MS / 1000 + 3)  # the queue drains before the next rate
+            # The next rate starts on an idle province: every call of this one has ended
+            # (an overloaded rate leaves callers queued for a while).
+            wait_until(lambda: all(_active(state, site) == 0 for site in ("zj-pbx", "hz-gw")),
+                       timeout=180, what="the lab idle again")
         out[mode] = rows
     asterisk_cli(state, "hz-gw", "dialplan set global PBXCTL_CTI_DOWN 0")
     return out
