@@ -232,8 +232,7 @@ def cmd_lab_tour(args: argparse.Namespace, env: Env) -> int:
         pref = state.prefectures[0]
         env.out.print(f"your own call:  pbxctl lab call --prefecture {pref} --keys \"1 "
                       "<account>#\"   (or --keys 0 for an agent)")
-        env.out.print("watch it:       pbxctl status watch --inventory "
-                      f"{state.inventory}")
+        env.out.print("watch it:       pbxctl status watch   (queues, agents, calls of every PBX)")
         env.out.print("stop the lab:   pbxctl lab down")
     return 0 if rows and all(r.ok for r in rows) else 1
 
