@@ -295,7 +295,41 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     seats = sum(len(specs) for _, specs in plan.values())
     progress(f"phone bank: {seats} seat phone(s) registered and answering "
              f"({', '.join(plan)})")
+    exercise_failover(state)
+    progress("self-test: every node failed over to switch B and back")
     return state
+
+
+def _active_port(state: NetState, node: str) -> str:
+    lines = [ln for ln in Path(state.uplinks[node]["log"]).read_text(errors="replace")
+             .splitlines() if ln.startswith("uplink at=")]
+    return dict(kv.split("=", 1) for kv in lines[-1].split()[1:3])["active"] if lines else ""
+
+
+def exercise_failover(state: NetState, *, timeout: float = 30.0) -> None:
+    """Switch A dies for a moment and comes back, once, before the lab is handed over: each
+    node's keeper must move to its B link and back (a self-test of the wiring).
+
+    Measured without it: the first failover after `lab up` blackholed the PSTN node → gateway
+    path for the whole outage of the first link-down drill (47 of 58 calls failed), every
+    later one within targets; with one exercise first, the first drill is like the others.
+    The cause inside the Linux bridges is not found yet (docs/lab.md)."""
+    for node in state.nodes:
+        _set_link(state, node, "a", up=False)
+    try:
+        wait_until(lambda: all(_active_port(state, n) == "ethb" for n in state.nodes),
+                   timeout=timeout, what="every node on switch B (lab self-test)")
+    finally:
+        for node in state.nodes:
+            _set_link(state, node, "a", up=True)
+    wait_until(lambda: all(_active_port(state, n) == "etha" for n in state.nodes),
+               timeout=timeout, what="every node back on switch A (lab self-test)")
+
+
+def _set_link(state: NetState, node: str, switch: str, *, up: bool) -> None:
+    veth = state.nodes[node]["links"][switch]
+    subprocess.run(["ip", "-n", f"pbx{state.tag}-sw", "link", "set", veth,
+                    "up" if up else "down"], check=True, capture_output=True, timeout=10)
 
 
 def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
