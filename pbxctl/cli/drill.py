@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
-from pbxctl.cli.env import Env, Verbs, inventory, verbs
+from pbxctl.cli.env import Env, Verbs, inventory, run_in_namespace, verbs
 from pbxctl.core.errors import UsageError
 
 
@@ -38,15 +35,8 @@ def cmd_drill(args: argparse.Namespace, env: Env) -> int:
     if env.environ.get("PBXCTL_DRILL_NODE") != state.tag:
         # The calls come from the prefecture's PSTN gateway: run the drill on that node.
         ns = state.ns(node_names(args.prefecture)["pstn"])
-        with subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl",
-                               *_drill_argv(args)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, **env.environ,
-                                   "PBXCTL_DRILL_NODE": state.tag}) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:  # the report, passed on as it comes
-                env.stdout.write(line)
-                env.stdout.flush()
-        return proc.returncode
+        return run_in_namespace(env, ns, _drill_argv(args),
+                                marker=("PBXCTL_DRILL_NODE", state.tag))
     return _drill_here(args, env, root, state)
 
 

@@ -97,3 +97,20 @@ def major(args: argparse.Namespace, env: Env) -> int:
     from pbxctl.pbx.engine import default_major
 
     return int(args.asterisk) if getattr(args, "asterisk", None) else default_major(env.environ)
+
+
+def run_in_namespace(env: Env, ns: str, argv: list[str], *, marker: tuple[str, str]) -> int:
+    """Run `pbxctl ARGV` again inside lab namespace ``ns`` (where the calls and the PBXs'
+    addresses are), passing its output on as it comes. ``marker`` (variable, lab tag) tells
+    the inner run it is already there."""
+    import os
+    import subprocess
+
+    with subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl", *argv],
+                          stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, **env.environ, marker[0]: marker[1]}) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            env.stdout.write(line)
+            env.stdout.flush()
+    return proc.returncode

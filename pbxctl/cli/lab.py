@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from pbxctl.cli.env import Env, Verbs, major, verbs
+from pbxctl.cli.env import Env, Verbs, major, run_in_namespace, verbs
 from pbxctl.core.errors import UsageError
 from pbxctl.core.redact import redacted
 from pbxctl.pbx.asterisk_modules import SUPPORTED
@@ -138,15 +135,7 @@ def cmd_lab_call(args: argparse.Namespace, env: Env) -> int:
                 "--keys", " ".join(keys), *(["--did", args.did] if args.did else []),
                 *(["--from", args.caller] if args.caller else []),
                 *(["--json"] if args.json else [])]
-        with subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl",
-                               *argv], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, **env.environ,
-                                   "PBXCTL_CALL_NODE": state.tag}) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                env.stdout.write(line)
-                env.stdout.flush()
-        return proc.returncode
+        return run_in_namespace(env, ns, argv, marker=("PBXCTL_CALL_NODE", state.tag))
     from provisioning.inventory import load_inventory
 
     pref = load_inventory(Path(state.inventory)).prefecture(args.prefecture)
@@ -192,17 +181,9 @@ def cmd_lab_tour(args: argparse.Namespace, env: Env) -> int:
     state = NetState(**data)
     if env.environ.get("PBXCTL_CALL_NODE") != state.tag:
         ns = state.ns(node_names(state.prefectures[0])["pstn"])
-        with subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl", "lab",
-                               "tour", *(["--json"] if args.json else []),
-                               *(["--only", args.only] if args.only else [])],
-                              stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, **env.environ,
-                                   "PBXCTL_CALL_NODE": state.tag}) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                env.stdout.write(line)
-                env.stdout.flush()
-        return proc.returncode
+        argv = ["lab", "tour", *(["--json"] if args.json else []),
+                *(["--only", args.only] if args.only else [])]
+        return run_in_namespace(env, ns, argv, marker=("PBXCTL_CALL_NODE", state.tag))
     from pbxctl.lab.tour import Row, Tour
 
     started = time.monotonic()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from pbxctl.cli.env import Env, Verbs, verbs
+from pbxctl.cli.env import Env, Verbs, run_in_namespace, verbs
 from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.pbx.monitor import AmiTarget, ResilientAmi, SiteStatus
 
@@ -43,9 +43,6 @@ def lab_reentry(argv: list[str], env: Env) -> int | None:
     """Without --inventory, the running lab: its PBXs sit in namespaces, so the command runs
     again on the province node (as an operator's console on the CTI host would), with the
     lab's inventory. None when already there."""
-    import os
-    import subprocess
-    import sys
 
     from pbxctl.lab.lifecycle import LabState, lab_dir
     from pbxctl.lab.netlab import NetState
@@ -57,15 +54,8 @@ def lab_reentry(argv: list[str], env: Env) -> int | None:
     net = NetState(**state.netns)
     if env.environ.get("PBXCTL_CALL_NODE") == net.tag:
         return None
-    with subprocess.Popen(["ip", "netns", "exec", net.ns("pbx"), sys.executable, "-m", "pbxctl",
-                           *argv, "--inventory", net.inventory], stdout=subprocess.PIPE,
-                          text=True, env={**os.environ, **env.environ,
-                                          "PBXCTL_CALL_NODE": net.tag}) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            env.stdout.write(line)
-            env.stdout.flush()
-    return proc.returncode
+    return run_in_namespace(env, net.ns("pbx"), [*argv, "--inventory", net.inventory],
+                            marker=("PBXCTL_CALL_NODE", net.tag))
 
 
 def _tables(statuses: list[SiteStatus]) -> list[Table]:
