@@ -12,8 +12,6 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
-from rich.console import Console
-
 from pbxctl.cli import (
     calls,
     cti,
@@ -94,9 +92,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     out_stream = stdout if stdout is not None else sys.stdout
     err_stream = stderr if stderr is not None else sys.stderr
     env = Env(environ=environ if environ is not None else os.environ,
-              out=Console(file=out_stream, highlight=False, soft_wrap=True),
-              err=Console(file=err_stream, highlight=False, soft_wrap=True),
-              stdout=out_stream)
+              stdout=out_stream, stderr=err_stream)
     parser = build_parser()
     words, notice = rewrite_alias(list(argv) if argv is not None else sys.argv[1:], parser)
     if notice:

@@ -8,9 +8,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.table import Table
-
-from pbxctl.cli.env import Env, Verbs, config_of, dsn_arg, store, verbs
+from pbxctl.cli.env import Env, Verbs, config_of, dsn_arg, new_table, store, verbs
 from pbxctl.core.ages import parse_age
 from pbxctl.core.config import Option, resolve
 from pbxctl.core.errors import CommandFailed, InputError, StoreUnavailable
@@ -84,7 +82,7 @@ def cmd_recordings_list(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         env.stdout.write(json.dumps([r.as_dict() for r in rows], ensure_ascii=False) + "\n")
         return 0
-    table = Table(title=f"recordings ({len(rows)})")
+    table = new_table(f"recordings ({len(rows)})")
     for col in ("call", "started", "prefecture", "queue", "agent", "caller", "talk s",
                 "audio s", "status"):
         table.add_column(col)

@@ -7,25 +7,47 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
-
-from rich.console import Console
 
 from pbxctl.core.config import ConfigFile, config_path, database_conninfo, load_config
 from pbxctl.core.errors import UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from pbxctl.data.store import Store
     from provisioning.model import Inventory
 
 
 @dataclass
 class Env:
+    """``out``/``err`` (rich consoles) are made on first use: a daemon never prints a table,
+    and importing rich costs every one of them ~5 MB (a whole-province lab runs ~95)."""
+
     environ: Mapping[str, str]
-    out: Console
-    err: Console
     stdout: TextIO
+    stderr: TextIO
+
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console(file=self.stdout, highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(file=self.stderr, highlight=False, soft_wrap=True)
+
+
+def new_table(title: str) -> Table:
+    from rich.table import Table
+
+    return Table(title=title)
 
 
 Command = Callable[[argparse.Namespace, Env], int]

@@ -8,9 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
-from pbxctl.cli.env import Env, Verbs, major, run_in_namespace, verbs
+from pbxctl.cli.env import Env, Verbs, major, new_table, run_in_namespace, verbs
 from pbxctl.core.errors import UsageError
 from pbxctl.core.redact import redacted
 from pbxctl.pbx.asterisk_modules import SUPPORTED
@@ -24,8 +22,7 @@ def cmd_lab_up(args: argparse.Namespace, env: Env) -> int:
     state = lab_up(root, progress=progress, asterisk_bin=env.environ.get("PBXCTL_ASTERISK_BIN"),
                    major=major(args, env),
                    inventory=Path(args.inventory) if args.inventory else None,
-                   prefectures=(args.prefectures.split(",")
-                                if args.prefectures and args.prefectures != "all" else None),
+                   prefectures=args.prefectures.split(",") if args.prefectures else None,
                    hold_down=args.hold_down, always_open=args.always_open)
     return _print_netlab(state.netns, env, as_json=args.json)
 
@@ -37,7 +34,7 @@ def _print_netlab(data: dict[str, object], env: Env, *, as_json: bool) -> int:
     if as_json:
         env.stdout.write(json.dumps(redacted(data), indent=2) + "\n")
         return 0
-    table = Table(title=f"pbxctl lab up --inventory — namespaces pbx{net.tag}-*")
+    table = new_table(f"pbxctl lab up --inventory — namespaces pbx{net.tag}-*")
     for col in ("node", "switch A", "switch B", "runs"):
         table.add_column(col)
     runs: dict[str, list[str]] = {}
@@ -108,7 +105,7 @@ def cmd_lab_phones(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         env.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
         return 0
-    table = Table(title="lab phones")
+    table = new_table("lab phones")
     for col in ("seat", "kind", "prefecture", "address", "mode", "registrations"):
         table.add_column(col)
     for r in rows:
@@ -152,7 +149,7 @@ def cmd_lab_call(args: argparse.Namespace, env: Env) -> int:
 
 
 def _print_call(report: Any, env: Env) -> None:
-    table = Table(title=f"call {report.did} from {report.caller} "
+    table = new_table(f"call {report.did} from {report.caller} "
                         f"({'ok' if report.ok else 'FAILED'})")
     for col in ("t (s)", "site", "what", "detail"):
         table.add_column(col)
@@ -204,7 +201,7 @@ def cmd_lab_tour(args: argparse.Namespace, env: Env) -> int:
     tour.only = {s.strip() for s in (args.only or "").split(",") if s.strip()}
     rows = tour.run()
     if not args.json:
-        table = Table(title=f"the tour ({time.monotonic() - started:.0f} s)")
+        table = new_table(f"the tour ({time.monotonic() - started:.0f} s)")
         for col in ("step", "what the patent asks", "what happened (measured)", "proof"):
             table.add_column(col)
         for r in rows:
@@ -228,8 +225,9 @@ def register(nouns: Verbs) -> None:
     up.add_argument("--inventory", help="the province to bring up (each site on its own node, "
                                         "two switches, real links); default: the shipped "
                                         "example, prefectures HZ,NB")
-    up.add_argument("--prefectures", help="with --inventory: only these (comma-separated "
-                                          "codes, or all); default all")
+    up.add_argument("--prefectures", help="these prefectures (comma-separated codes, or all); "
+                                          "default: all of --inventory, HZ,NB of the "
+                                          "shipped example")
     up.add_argument("--hold-down", type=float,
                     help="failback hold-down in seconds (default: the inventory's)")
     up.add_argument("--always-open", action="store_true",

@@ -10,14 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from pbxctl.cli.env import (
     Env,
     Verbs,
     config_of,
     dsn_arg,
     inventory,
+    new_table,
     store,
     verbs,
 )
@@ -80,7 +79,7 @@ def cmd_orders_list(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         env.stdout.write(json.dumps([o.as_dict() for o in orders], ensure_ascii=False) + "\n")
         return 0
-    table = Table(title=f"work orders ({len(orders)})")
+    table = new_table(f"work orders ({len(orders)})")
     for col in ("id", "type", "status", "county", "seat", "account", "priority", "created"):
         table.add_column(col)
     for o in orders:
@@ -123,7 +122,7 @@ def cmd_orders_report(args: argparse.Namespace, env: Env) -> int:
     if args.json:
         env.stdout.write(json.dumps(report) + "\n")
         return 0
-    table = Table(title="open work orders by county and age")
+    table = new_table("open work orders by county and age")
     table.add_column("county")
     for name, _ in AGE_BUCKETS:
         table.add_column(name, justify="right")

@@ -8,9 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from pbxctl.cli.env import Env, Verbs, dsn_arg, inventory, store, verbs
+from pbxctl.cli.env import Env, Verbs, dsn_arg, inventory, new_table, store, verbs
 from pbxctl.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -76,7 +74,7 @@ def cmd_list(args: argparse.Namespace, env: Env) -> int:
                        "priority": r.priority} for r in rule_list]},
             ensure_ascii=False, indent=1) + "\n")
         return 0
-    table = Table(title="prompt catalogue (latest versions)")
+    table = new_table("prompt catalogue (latest versions)")
     for col in ("id", "version", "kind", "published", "text"):
         table.add_column(col)
     for p in prompts:

@@ -8,12 +8,14 @@ import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from pbxctl.cli.env import Env, Verbs, run_in_namespace, verbs
+from pbxctl.cli.env import Env, Verbs, new_table, run_in_namespace, verbs
 from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.pbx.monitor import AmiTarget, ResilientAmi, SiteStatus
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _bindable(address: str) -> bool:
@@ -59,14 +61,14 @@ def lab_reentry(argv: list[str], env: Env) -> int | None:
 
 
 def _tables(statuses: list[SiteStatus]) -> list[Table]:
-    q = Table(title="queues")
+    q = new_table("queues")
     for col in ("site", "queue", "waiting", "longest s", "available", "busy", "paused",
                 "unavailable", "completed", "abandoned"):
         q.add_column(col, justify="right" if col not in ("site", "queue") else "left")
-    a = Table(title="agents")
+    a = new_table("agents")
     for col in ("site", "queue", "agent", "name", "state", "calls"):
         a.add_column(col)
-    c = Table(title="active calls")
+    c = new_table("active calls")
     for col in ("site", "channel", "state", "caller", "where", "secs", "bridged"):
         c.add_column(col)
     for st in statuses:
@@ -102,7 +104,7 @@ def freeswitch_status(args: argparse.Namespace, env: Env) -> int:
         env.stdout.write(json.dumps({"site": args.freeswitch, "channels": rows},
                                     ensure_ascii=False) + "\n")
         return 0
-    table = Table(title=f"active calls on {args.freeswitch} (FreeSWITCH)")
+    table = new_table(f"active calls on {args.freeswitch} (FreeSWITCH)")
     for col in ("uuid", "direction", "caller", "destination", "application", "state"):
         table.add_column(col)
     for r in rows:
