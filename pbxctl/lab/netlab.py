@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -31,18 +32,18 @@ from typing import Any
 import yaml
 
 from pbxctl.core.errors import ServiceStartError, UsageError
-from pbxctl.core.procs import pid_alive, spawn, stop_pid, tail, wait_until
+from pbxctl.core.procs import pid_alive, stop_pid, wait_until
+from pbxctl.lab.daemons import Daemon, start_daemons
 from pbxctl.lab.province import (
     pbxctl,
     phone_keeper,
     phone_plan,
     start_database,
-    start_service,
     stop_database,
     tts_cache,
     write_config,
 )
-from pbxctl.lab.sandbox.asterisk import find_asterisk, stop_by_pid
+from pbxctl.lab.sandbox.asterisk import AsteriskInstance, find_asterisk, stop_by_pid
 from pbxctl.lab.sandbox.netns import NetLab, lab_namespaces, ns_exec
 from pbxctl.lab.site import sandbox_for
 from pbxctl.ops.publish import prompt_dir
@@ -156,20 +157,6 @@ def build_network(inv: Inventory, prefectures: list[Prefecture], tag: str,
     return net
 
 
-def _start_logged(argv: list[str], log: Path, marker: str, what: str,
-                  env: dict[str, str] | None = None) -> dict[str, Any]:
-    proc = spawn(argv, log_path=log, env=env)
-    try:
-        wait_until(lambda: marker in log.read_text(errors="replace") or proc.poll() is not None,
-                   timeout=30, what=what)
-    except BaseException:
-        stop_pid(proc.pid)
-        raise
-    if proc.poll() is not None:
-        raise ServiceStartError(f"{what}: exited", hint=f"see {log}", detail=tail(log))
-    return {"pid": proc.pid, "log": str(log)}
-
-
 def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable[[], None],
               state_box: dict[str, Any], prefectures: list[str] | None = None,
               major: int | None = None, hold_down: float | None = None,
@@ -209,11 +196,10 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
                    for n, links in net.nodes.items()}
     keep()
     progress(f"namespaces pbx{state.tag}-*: {len(net.nodes)} nodes on switches A and B")
-    for node in net.nodes:
-        state.uplinks[node] = _start_logged(net.uplink_argv(node, sys.executable),
-                                            root / "uplink" / f"{node}.log", "uplink at=",
-                                            f"uplink keeper of {node}")
-        keep()
+    state.uplinks = start_daemons([
+        Daemon(node, net.uplink_argv(node, sys.executable), root / "uplink" / f"{node}.log",
+               "uplink at=", f"uplink keeper of {node}") for node in net.nodes])
+    keep()
     progress("uplink keepers running (active-backup on every node)")
     pbx_ns = net.ns("pbx")
     _, state.pg = start_database(root, inv, pbx_ns)
@@ -236,68 +222,99 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     for p in chosen:
         site_nodes[p.gateway.name] = node_names(p.code)["gateway"]
         site_nodes[p.lss.name] = node_names(p.code)["lss"]
+    boxes = {}
     for name, node in site_nodes.items():
         site = inv.site(name)
         # The prompt folder `prompts publish` fills (ROOT/<site>/sounds/pbxctl).
         files = render_site(inv, site, sec, prompt_dir=str(prompt_dir(root, name)),
                             major=binary.major)
-        ast = sandbox_for(site, files, sec, root / name, binary=binary, netns=net.ns(node))
-        state.sites[name] = {"node": node, "conf": str(ast.conf_path),
-                             "log_dir": str(ast.root / "log"), "spool": str(ast.spool)}
-        keep()
-        ast.start()
-        assert ast.ami is not None
-        state.sites[name].update(pid=ast.pid, ami=asdict(ast.ami))
-        keep()
-        progress(f"Asterisk {binary.major} {name} in {net.ns(node)} (pid {ast.pid})")
+        boxes[name] = sandbox_for(site, files, sec, root / name, binary=binary,
+                                  netns=net.ns(node))
+        state.sites[name] = {"node": node, "conf": str(boxes[name].conf_path),
+                             "log_dir": str(boxes[name].root / "log"),
+                             "spool": str(boxes[name].spool)}
+    keep()
+    _boot_all(boxes, state, keep, progress, major=binary.major)
     cti = inv.province.cti
-    state.cti = start_service(["agi", "serve"], root / "cti" / "agi.log", "listening on",
-                              "the CTI (FastAGI server)", config=config, ns=pbx_ns)
+    env = {**os.environ, "PBXCTL_CONFIG": str(config)}
+    py = [sys.executable, "-m", "pbxctl"]
+    # The CTI first and alone: the survivability watchers probe it and would start in
+    # survivable mode if it were not answering yet.
+    state.cti = start_daemons([Daemon(
+        "cti", [*ns_exec(pbx_ns), *py, "agi", "serve"], root / "cti" / "agi.log",
+        "listening on", "the CTI (FastAGI server)", env=env)])["cti"]
     keep()
     progress(f"CTI FastAGI server on {cti.a}, {cti.b}:{inv.province.cti_port} "
              f"(pid {state.cti['pid']}): catalogue and routing from PostgreSQL")
+    batch = []
     for p in chosen:
         gw = state.sites[p.gateway.name]
-        argv = [*ns_exec(net.ns(site_nodes[p.gateway.name])), sys.executable,
-                "-m", "pbxctl", "survive", "run", "--ami-host", gw["ami"]["host"],
+        argv = [*ns_exec(net.ns(site_nodes[p.gateway.name])), *py,
+                "survive", "run", "--ami-host", gw["ami"]["host"],
                 "--ami-user", AMI_USERS["watch"],
                 "--hold-down", f"{state.hold_down:g}",
                 "--failback-rule", opts.failback_rule, "--timezone", opts.timezone,
                 *(["--failback-window", opts.failback_window] if opts.failback_window else []),
                 "--cti", f"{cti.a}:{inv.province.cti_port}",
                 "--cti", f"{cti.b}:{inv.province.cti_port}"]
-        state.watchers[p.gateway.name] = _start_logged(
-            argv, root / "survive" / f"{p.gateway.name}.log", "pbxctl.services.survivability",
-            f"survivability watcher of {p.gateway.name}",
-            env={**os.environ, "PBXCTL_SURVIVE_AMI_SECRET": sec.ami_watch[p.gateway.name]})
-        keep()
-    progress(f"survivability watchers on {len(chosen)} gateway(s), failback hold-down "
-             f"{state.hold_down:g} s")
+        batch.append(Daemon(
+            f"watcher:{p.gateway.name}", argv, root / "survive" / f"{p.gateway.name}.log",
+            "pbxctl.services.survivability", f"survivability watcher of {p.gateway.name}",
+            env={**os.environ, "PBXCTL_SURVIVE_AMI_SECRET": sec.ami_watch[p.gateway.name]}))
     for name, node in site_nodes.items():
         info = state.sites[name]
-        state.services[f"collector:{name}"] = start_service(
-            ["calls", "collect", "--follow", "--interval", "0.5", "--log-dir", info["log_dir"],
-             "--recordings", str(Path(info["spool"]) / "monitor"),
+        batch.append(Daemon(
+            f"collector:{name}",
+            [*ns_exec(net.ns(node)), *py, "calls", "collect", "--follow", "--interval", "0.5",
+             "--log-dir", info["log_dir"], "--recordings", str(Path(info["spool"]) / "monitor"),
              "--state", str(root / "collector" / name)],
             root / "collector" / f"{name}.log", "collector following",
-            f"call-record collector of {name}", config=config, ns=net.ns(node))
-        keep()
-    progress(f"call-record collectors on {len(site_nodes)} PBX(s)")
-    state.services["dispatcher"] = start_service(
-        ["orders", "dispatcher"], root / "dispatcher" / "dispatcher.log", "dispatcher running",
-        "the work-order dispatcher", config=config, ns=pbx_ns)
+            f"call-record collector of {name}", env=env))
+    batch.append(Daemon("dispatcher", [*ns_exec(pbx_ns), *py, "orders", "dispatcher"],
+                        root / "dispatcher" / "dispatcher.log", "dispatcher running",
+                        "the work-order dispatcher", env=env))
+    started = start_daemons(batch)
+    state.watchers = {k.split(":", 1)[1]: v for k, v in started.items()
+                      if k.startswith("watcher:")}
+    state.services = {k: v for k, v in started.items() if not k.startswith("watcher:")}
     keep()
-    progress(f"work-order dispatcher beside {inv.province.pbx.name} "
-             f"(pid {state.services['dispatcher']['pid']})")
+    progress(f"survivability watchers on {len(chosen)} gateway(s) (failback hold-down "
+             f"{state.hold_down:g} s), call-record collectors on {len(site_nodes)} PBX(s), "
+             f"work-order dispatcher beside {inv.province.pbx.name}")
+    state.phones = start_daemons([phone_keeper(root, node, net.ns(node), specs, sec)
+                                  for node, (_, specs) in plan.items()])
     for node, (_, specs) in plan.items():
-        state.phones[node] = phone_keeper(root, node, net.ns(node), specs, sec)
-        keep()
+        state.phones[node].update(workdir=str(root / "phones" / node),
+                                  phones=[asdict(s) for s in specs])
+    keep()
     seats = sum(len(specs) for _, specs in plan.values())
     progress(f"phone bank: {seats} seat phone(s) registered and answering "
              f"({', '.join(plan)})")
     exercise_failover(state)
     progress("self-test: every node failed over to switch B and back")
     return state
+
+
+def _boot_all(boxes: dict[str, AsteriskInstance], state: NetState, keep: Callable[[], None],
+              progress: Progress, *, major: int) -> None:
+    """Boot every PBX, a few at a time (each boot is mostly waiting on module loads; on two
+    cores more than ~6 at once only queue on the CPU). Every PBX that did boot is recorded
+    even when another fails, so `lab down` stops it."""
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = {pool.submit(box.start): name for name, box in boxes.items()}
+        for fut in as_completed(futures):
+            name = futures[fut]
+            box = boxes[name]
+            if fut.exception() is not None:
+                failure = failure or fut.exception()
+                continue
+            assert box.ami is not None
+            state.sites[name].update(pid=box.pid, ami=asdict(box.ami))
+            keep()
+            progress(f"Asterisk {major} {name} in {box.netns} (pid {box.pid})")
+    if failure is not None:
+        raise failure
 
 
 def _active_port(state: NetState, node: str) -> str:
@@ -336,34 +353,45 @@ def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
     """Stop what a namespace lab started, then delete its namespaces."""
     state = NetState(**data)
     stopped: list[int] = []
-    for info in [*state.phones.values(), *state.services.values(), *state.watchers.values(),
-                 state.cti]:
-        if _stop(info.get("pid")):
-            stopped.append(info["pid"])
-    for name, info in state.sites.items():
+    # Each layer stops in parallel (a whole province: ~60 daemons, then 23 PBXs, each stop
+    # mostly waiting), the layers in order: nothing that talks to a PBX or the database
+    # outlives it by much, and the uplink keepers go last (they keep the links up).
+    daemons = [info.get("pid") for info in [*state.phones.values(), *state.services.values(),
+                                            *state.watchers.values(), state.cti]]
+    stopped += _in_parallel(_stop, daemons)
+
+    def stop_site(name: str) -> int | None:
+        info = state.sites[name]
         pid = info.get("pid")
         if pid and pid_alive(pid):
             stop_by_pid(info["conf"], pid, binary=state.asterisk or None)
-            stopped.append(pid)
             progress(f"stopped Asterisk {name} (pid {pid})")
+            return int(pid)
+        return None
+
+    stopped += _in_parallel(stop_site, list(state.sites))
     if state.pg.get("pid") and pid_alive(state.pg["pid"]):
         stop_database(state.pg)
         stopped.append(state.pg["pid"])
         progress("stopped PostgreSQL")
-    for info in state.uplinks.values():
-        if _stop(info.get("pid")):
-            stopped.append(info["pid"])
+    stopped += _in_parallel(_stop, [info.get("pid") for info in state.uplinks.values()])
     stopped += _kill_leftovers(state.tag)
     _delete_namespaces(state.tag)
     progress(f"deleted namespaces pbx{state.tag}-*")
     return stopped
 
 
-def _stop(pid: int | None) -> bool:
+def _stop(pid: int | None) -> int | None:
     if pid and pid_alive(pid):
         stop_pid(pid, grace=5.0)
-        return True
-    return False
+        return pid
+    return None
+
+
+def _in_parallel(stop: Callable[[Any], int | None], items: list[Any]) -> list[int]:
+    """``stop`` each item on a few threads; the PIDs that were running and are now gone."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return [pid for pid in pool.map(stop, items) if pid]
 
 
 def _kill_leftovers(tag: str) -> list[int]:

@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import yaml
 
 from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.core.files import atomic_write
-from pbxctl.core.procs import spawn, stop_pid, tail, wait_until
+from pbxctl.lab.daemons import Daemon
 from pbxctl.lab.phones import PhoneSpec, spec_file_data
 from pbxctl.lab.sandbox.netns import ns_exec
 from pbxctl.lab.sandbox.postgres import PostgresCluster
@@ -141,26 +140,6 @@ def pbxctl(config: Path, *args: str, ns: str | None = None, timeout: float = 300
     return res.stdout
 
 
-def start_service(argv: list[str], log: Path, marker: str, what: str, *, config: Path,
-                  ns: str | None = None, env: dict[str, str] | None = None,
-                  timeout: float = 60) -> dict[str, Any]:
-    """Start a long-running `pbxctl` daemon (in ``ns``); ready when ``marker`` is logged."""
-    full = [sys.executable, "-m", "pbxctl", *argv] if argv[0] != sys.executable else argv
-    if ns:
-        full = [*ns_exec(ns), *full]
-    proc = spawn(full, log_path=log,
-                 env={**os.environ, **(env or {}), "PBXCTL_CONFIG": str(config)})
-    try:
-        wait_until(lambda: marker in log.read_text(errors="replace") or proc.poll() is not None,
-                   timeout=timeout, what=what)
-    except BaseException:
-        stop_pid(proc.pid)
-        raise
-    if proc.poll() is not None:
-        raise ServiceStartError(f"{what}: exited", hint=f"see {log}", detail=tail(log))
-    return {"pid": proc.pid, "log": str(log)}
-
-
 def start_database(root: Path, inv: Inventory, ns: str) -> tuple[PostgresCluster, dict[str, Any]]:
     prov = inv.province
     cluster = PostgresCluster(root=root / "pg", address=f"{prov.pbx.a},{prov.pbx.b}",
@@ -180,27 +159,17 @@ def stop_database(info: dict[str, Any]) -> None:
 
 
 def phone_keeper(root: Path, node: str, ns: str, specs: list[PhoneSpec], sec: Secrets
-                 ) -> dict[str, Any]:
+                 ) -> Daemon:
+    """The keeper of one phone node, to start (its spec file, 0600, holds the passwords)."""
     workdir = root / "phones" / node
     workdir.mkdir(parents=True, exist_ok=True)
     spec_file = workdir / "spec.json"
     atomic_write(spec_file, spec_file_data(specs, {s.seat: sec.sip[s.seat] for s in specs}),
                  mode=0o600)
-    log = workdir / "keeper.log"
     argv = [*ns_exec(ns), sys.executable, "-m", "pbxctl.lab.phones",
             "--spec", str(spec_file), "--workdir", str(workdir)]
-    proc = spawn(argv, log_path=log)
-    try:
-        wait_until(lambda: "phones ready" in log.read_text(errors="replace")
-                   or proc.poll() is not None, timeout=120, what=f"phones of {node}")
-    except BaseException:
-        stop_pid(proc.pid)
-        raise
-    if proc.poll() is not None:
-        raise ServiceStartError(f"phone keeper of {node}: exited", hint=f"see {log}",
-                                detail=tail(log))
-    return {"pid": proc.pid, "log": str(log), "workdir": str(workdir),
-            "phones": [asdict(s) for s in specs]}
+    return Daemon(node, argv, workdir / "keeper.log", "phones ready", f"phones of {node}",
+                  timeout=120)
 
 
 def phones_of(net_state: dict[str, Any]) -> dict[str, dict[str, Any]]:
