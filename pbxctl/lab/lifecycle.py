@@ -87,6 +87,8 @@ def lab_up(root: Path, *, progress: Progress, asterisk_bin: str | None = None,
     if inventory is None:
         inventory = example_inventory()
         prefectures = prefectures or DEFAULT_PREFECTURES
+    if prefectures == ["all"]:  # every prefecture of the inventory
+        prefectures = None
     root.mkdir(parents=True, exist_ok=True)
     state = LabState(root=str(root))
     state.save()
