@@ -201,7 +201,7 @@ def _digits_list(c: Checker, reg: UniqueIds, d: LocDict, key: str, path: str,
 def _prefecture(c: Checker, reg: UniqueIds, d: LocDict, path: str,
                 owner: dict[str, str]) -> Prefecture:
     c.unknown_keys(d, {"code", "name", "area_codes", "dids", "networks", "pstn_gateway",
-                       "gateway", "lss", "agents", "business_hours"}, path)
+                       "gateway", "lss", "ivr", "agents", "business_hours"}, path)
     code = c.text(d, "code", f"{path}.code", CODE, what="an upper-case code")
     reg.claim(c, "prefecture code", code, d.loc_of("code"), f"{path}.code")
     name = c.name(d, "name", f"{path}.name")
@@ -212,13 +212,15 @@ def _prefecture(c: Checker, reg: UniqueIds, d: LocDict, path: str,
     pstn = _host(c, reg, d, "pstn_gateway", f"{path}.pstn_gateway", nets, named=False)
     gw = _host(c, reg, d, "gateway", f"{path}.gateway", nets)
     lss = _host(c, reg, d, "lss", f"{path}.lss", nets)
+    # The prefecture's own IVR (self-service from a replica): its own server when given.
+    ivr = _host(c, reg, d, "ivr", f"{path}.ivr", nets) if "ivr" in d else None
     agents = _seats(c, reg, d, "agents", f"{path}.agents", "agent", code or "-", owner)
     if not agents:
         c.err(d.loc, f"{path}.agents", "at least one agent seat is required")
     hours = _hours(c, c.mapping(d, "business_hours", f"{path}.business_hours", required=False),
                    f"{path}.business_hours")
     return Prefecture(code, name, areas, dids, nets[0] or NO_NETWORK, nets[1] or NO_NETWORK,
-                      pstn, gw, lss, agents, hours)
+                      pstn, gw, lss, agents, hours, ivr)
 
 
 def _county(c: Checker, reg: UniqueIds, d: LocDict, path: str, owner: dict[str, str]) -> County:

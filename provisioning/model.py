@@ -82,6 +82,12 @@ class Prefecture:
     lss: Host
     agents: tuple[Seat, ...]
     hours: BusinessHours
+    ivr: Host | None = None  # None: the IVR runs on the LSS host
+
+    @property
+    def ivr_host(self) -> Host:
+        """Where the prefecture's IVR and its replica database run."""
+        return self.ivr or self.lss
 
     @property
     def queue(self) -> str:

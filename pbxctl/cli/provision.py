@@ -65,6 +65,14 @@ def cmd_render(args: argparse.Namespace, env: Env) -> int:
         for name, f in files.items():
             atomic_write(out / site / name, f.text, mode=f.mode)
             count += 1
+    # The self-service replicas' SQL: province.sql and one <code>.sql per prefecture, in a
+    # folder no site can be named (host names have no "_").
+    if not args.site:
+        from provisioning.render_replication import render as render_replication
+
+        for name, sql in render_replication(inv).items():
+            atomic_write(out / "_replication" / name, sql.text, mode=sql.mode)
+        env.out.print(f"rendered the replication SQL into {out / '_replication'}")
     env.out.print(f"rendered {count} files for {len(rendered)} site(s) into {out}")
     return 0
 
