@@ -50,7 +50,8 @@ class PostgresCluster:
     runs as the ``postgres`` system user with ``root`` owned by it."""
 
     def __init__(self, *, root: Path, address: str = "127.0.0.1", port: int | None = None,
-                 dbname: str = "pbxctl", netns: str | None = None) -> None:
+                 dbname: str = "pbxctl", netns: str | None = None,
+                 logical: bool = False) -> None:
         self.root = root
         # In a lab namespace the addresses are the namespace's own (nothing routes off the
         # machine); outside one, loopback only.
@@ -58,6 +59,7 @@ class PostgresCluster:
         self.address = address if netns else require_loopback(address)
         self._requested_port = port
         self.dbname = dbname
+        self.logical = logical  # wal_level=logical: it can publish (the province's database)
         self.endpoint: PgEndpoint | None = None
         self.pid: int | None = None
 
@@ -129,6 +131,9 @@ class PostgresCluster:
                       what="initdb", timeout=timeout)
         opts = (f"-p {port} -k {self.socket_dir} -c listen_addresses={self.address} "
                 "-c fsync=off -c full_page_writes=off -c max_connections=200")
+        if self.logical:  # a slot per prefecture, and room for their initial table syncs
+            opts += (" -c wal_level=logical -c max_replication_slots=64 -c max_wal_senders=64"
+                     " -c max_logical_replication_workers=16")
         self._run([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.log_path),
                    "-w", "-t", str(int(timeout)), "-o", opts, "start"],
                   what="start", timeout=timeout + 5)
