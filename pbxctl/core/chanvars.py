@@ -64,6 +64,12 @@ AFTER_HOURS = "PBXCTL_AFTER_HOURS"  # selfservice | message
 ORDER = "PBXCTL_ORDER"
 ORDER_RESULT = "PBXCTL_ORDER_RESULT"  # created | accepted | returned | refused
 
+# Self-service: who answered it — "province" (the CTI) or "ivr" (the prefecture's own IVR,
+# from its replica of the self-service data).
+SVC_BY = "PBXCTL_SVC_BY"
+SVC_BY_PROVINCE = "province"
+SVC_BY_IVR = "ivr"
+
 # Set (global, over AMI) by the survivability watcher: 1 = the province is out, go to the LSS.
 SURVIVABLE = "PBXCTL_SURVIVABLE"
 # Set (global, over AMI) by the watcher's CTI health probe: 1 = the FastAGI server accepts
