@@ -42,6 +42,8 @@ def _print_netlab(data: dict[str, object], env: Env, *, as_json: bool) -> int:
         runs.setdefault(info["node"], []).append(f"Asterisk {site} (pid {info['pid']})")
     for node, info in net.phones.items():
         runs.setdefault(node, []).append(f"{len(info['phones'])} phone(s)")
+    for info in net.ivrs.values():
+        runs.setdefault(info["node"], []).append("IVR + replica PostgreSQL")
     runs.setdefault("pbx", []).extend(["CTI", "PostgreSQL", "dispatcher"])
     for node, addr in net.nodes.items():
         table.add_row(node, addr["a"], addr["b"],

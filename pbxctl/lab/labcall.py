@@ -235,8 +235,8 @@ def build(timelines: dict[str, Timeline], *, plan: CallPlan, t0: float, gw: str,
                 steps.append(Step(t - t0, gw, f"welcome: {m.get('Value')}",
                                   {"prompt": report.welcome.get("prompt", "(local default)")}))
         elif ev == "PbxctlService":
-            svc = {k: m.get(k, "") for k in ("Service", "Status", "Result", "Account", "Amount",
-                                              "Period", "Due", "Outages", "Next")}
+            svc = {k: m.get(k, "") for k in ("Service", "By", "Status", "Result", "Account",
+                                              "Amount", "Period", "Due", "Outages", "Next")}
             report.services.append(svc)
             steps.append(Step(t - t0, gw, f"self-service {svc['Service']}: {svc['Result']}",
                               svc))

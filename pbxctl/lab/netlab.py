@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,13 @@ from pbxctl.lab.province import (
     pbxctl,
     phone_keeper,
     phone_plan,
+    replication_passfile,
     start_database,
+    start_replica,
     stop_database,
     tts_cache,
     write_config,
+    write_ivr_config,
 )
 from pbxctl.lab.sandbox.asterisk import AsteriskInstance, find_asterisk, stop_by_pid
 from pbxctl.lab.sandbox.netns import NetLab, lab_namespaces, ns_exec
@@ -50,6 +54,7 @@ from pbxctl.ops.publish import prompt_dir
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory, Prefecture
 from provisioning.render_asterisk import AMI_USERS, render_site
+from provisioning.render_replication import role_name
 from provisioning.secrets import ensure_secrets, secrets_path
 
 Progress = Callable[[str], None]
@@ -74,10 +79,13 @@ class NetState:
     config: str = ""  # the lab's /etc/pbxctl/pbxctl.yaml
     services: dict[str, dict[str, Any]] = field(default_factory=dict)  # collectors, dispatcher
     phones: dict[str, dict[str, Any]] = field(default_factory=dict)  # phone node → keeper
+    # prefecture → its IVR: node, config, replica PostgreSQL ("pg"), `agi serve` (pid, log)
+    ivrs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def pids(self) -> list[int]:
         procs = [*self.sites.values(), *self.uplinks.values(), *self.watchers.values(),
-                 self.cti, *self.services.values(), *self.phones.values(), self.pg]
+                 self.cti, *self.services.values(), *self.phones.values(), self.pg,
+                 *self.ivrs.values(), *(i.get("pg", {}) for i in self.ivrs.values())]
         return [p["pid"] for p in procs if p.get("pid")]
 
     def ns(self, node: str) -> str:
@@ -135,7 +143,13 @@ def permit_drill_nodes(path: Path, inv: Inventory) -> None:
 def node_names(code: str) -> dict[str, str]:
     """The lab's nodes of one prefecture (by its code)."""
     code = code.lower()
-    return {"gateway": f"{code}gw", "lss": f"{code}lss", "pstn": f"{code}pstn"}
+    return {"gateway": f"{code}gw", "lss": f"{code}lss", "pstn": f"{code}pstn",
+            "ivr": f"{code}ivr"}
+
+
+def ivr_node(p: Prefecture) -> str:
+    """The node of the prefecture's IVR: its own when the inventory names one, else the LSS."""
+    return node_names(p.code)["ivr" if p.ivr is not None else "lss"]
 
 
 def build_network(inv: Inventory, prefectures: list[Prefecture], tag: str,
@@ -152,6 +166,8 @@ def build_network(inv: Inventory, prefectures: list[Prefecture], tag: str,
         net.add_node(names["gateway"], {sw: [p.gateway.addr(sw)] for sw in ("a", "b")})
         net.add_node(names["lss"], {sw: [p.lss.addr(sw)] for sw in ("a", "b")})
         net.add_node(names["pstn"], {sw: [p.pstn_gateway.addr(sw)] for sw in ("a", "b")})
+        if p.ivr is not None:
+            net.add_node(names["ivr"], {sw: [p.ivr.addr(sw)] for sw in ("a", "b")})
     for node, links in (phone_nodes or {}).items():
         net.add_node(node, links)
     return net
@@ -202,7 +218,13 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     keep()
     progress("uplink keepers running (active-backup on every node)")
     pbx_ns = net.ns("pbx")
-    _, state.pg = start_database(root, inv, pbx_ns)
+    _, state.pg = start_database(root, inv, pbx_ns, replicas=chosen)
+    keep()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replicas = dict(zip([p.code for p in chosen], pool.map(
+            lambda p: start_replica(root, p, net.ns(ivr_node(p))), chosen), strict=True))
+    for p in chosen:
+        state.ivrs[p.code] = {"node": ivr_node(p), "pg": replicas[p.code]}
     keep()
     config = write_config(root, inventory=path, inv=inv, sec=sec,
                           socket_dir=Path(state.pg["socket"]), pg_port=state.pg["port"])
@@ -211,6 +233,9 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     pbxctl(config, "db", "migrate", "--sample-data", "--inventory", str(path))
     progress(f"PostgreSQL on {inv.province.pbx.a} (pid {state.pg['pid']}): schema and sample "
              "self-service data")
+    _replicate(root, path, inv, chosen, state, config)
+    progress(f"replicas of the self-service data on {len(chosen)} prefecture IVR(s) "
+             f"({', '.join(p.ivr_host.name for p in chosen)}): subscribed, in sync")
     pbxctl(config, "prompts", "init")
     pbxctl(config, "prompts", "publish", "--inventory", str(path), "--target", str(root),
            "--cache", str(tts_cache()))
@@ -270,13 +295,24 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
              "--state", str(root / "collector" / name)],
             root / "collector" / f"{name}.log", "collector following",
             f"call-record collector of {name}", env=env))
+    for p in chosen:
+        ivr = state.ivrs[p.code]
+        batch.append(Daemon(
+            f"ivr:{p.code}", [*ns_exec(net.ns(ivr["node"])), *py, "agi", "serve"],
+            root / "ivr" / p.code.lower() / "agi.log", "listening on",
+            f"the IVR of {p.code} (FastAGI on its replica)",
+            env={**os.environ, "PBXCTL_CONFIG": ivr["config"]}))
     batch.append(Daemon("dispatcher", [*ns_exec(pbx_ns), *py, "orders", "dispatcher"],
                         root / "dispatcher" / "dispatcher.log", "dispatcher running",
                         "the work-order dispatcher", env=env))
     started = start_daemons(batch)
     state.watchers = {k.split(":", 1)[1]: v for k, v in started.items()
                       if k.startswith("watcher:")}
-    state.services = {k: v for k, v in started.items() if not k.startswith("watcher:")}
+    for key, info in started.items():
+        if key.startswith("ivr:"):
+            state.ivrs[key.split(":", 1)[1]].update(info)
+    state.services = {k: v for k, v in started.items()
+                      if not k.startswith(("watcher:", "ivr:"))}
     keep()
     progress(f"survivability watchers on {len(chosen)} gateway(s) (failback hold-down "
              f"{state.hold_down:g} s), call-record collectors on {len(site_nodes)} PBX(s), "
@@ -293,6 +329,49 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     exercise_failover(state)
     progress("self-test: every node failed over to switch B and back")
     return state
+
+
+def _replicate(root: Path, inventory: Path, inv: Inventory, chosen: list[Prefecture],
+               state: NetState, config: Path) -> None:
+    """Each prefecture IVR's replica, set up as an operator does: `db migrate` there, `db
+    replicas publish` at the province, a password per replication role (in the IVR's passfile
+    only), `db replicas subscribe` there; then wait until each holds its slice."""
+    import psycopg
+    from psycopg import sql
+
+    for p in chosen:
+        state.ivrs[p.code]["config"] = str(write_ivr_config(
+            root, inventory=inventory, inv=inv, p=p, replica=state.ivrs[p.code]["pg"]))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda p: pbxctl(Path(state.ivrs[p.code]["config"]), "db", "migrate"),
+                      chosen))
+    pbxctl(config, "db", "replicas", "publish", "--inventory", str(inventory),
+           "--prefectures", ",".join(p.code for p in chosen))
+    province = f"host={state.pg['socket']} port={state.pg['port']} dbname=pbxctl user=postgres"
+    with psycopg.connect(province, autocommit=True) as conn:
+        for p in chosen:
+            password = pysecrets.token_hex(16)
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(role_name(p.code)), sql.Literal(password)))
+            passfile = replication_passfile(root, p, password)
+            pbxctl(Path(state.ivrs[p.code]["config"]), "db", "replicas", "subscribe",
+                   "--inventory", str(inventory), "--prefecture", p.code,
+                   "--passfile", str(passfile))
+        want = {code: n for code, n in conn.execute(
+            "SELECT prefecture, count(*) FROM accounts GROUP BY 1").fetchall()}
+
+    def synced(p: Prefecture) -> bool:
+        ivr = state.ivrs[p.code]["pg"]
+        dsn = f"host={ivr['socket']} port={ivr['port']} dbname=pbxctl user=postgres"
+        with psycopg.connect(dsn, autocommit=True) as c:
+            row = c.execute("SELECT count(*) FROM accounts").fetchone()
+            ready = c.execute("SELECT bool_and(srsubstate = 'r') FROM pg_subscription_rel"
+                              ).fetchone()
+        return bool(row and row[0] == want.get(p.code, 0) and ready and ready[0])
+
+    for p in chosen:
+        wait_until(partial(synced, p), timeout=60,
+                   what=f"{p.code}'s replica to hold its slice (initial sync)")
 
 
 def _boot_all(boxes: dict[str, AsteriskInstance], state: NetState, keep: Callable[[], None],
@@ -357,7 +436,8 @@ def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
     # mostly waiting), the layers in order: nothing that talks to a PBX or the database
     # outlives it by much, and the uplink keepers go last (they keep the links up).
     daemons = [info.get("pid") for info in [*state.phones.values(), *state.services.values(),
-                                            *state.watchers.values(), state.cti]]
+                                            *state.watchers.values(), state.cti,
+                                            *state.ivrs.values()]]
     stopped += _in_parallel(_stop, daemons)
 
     def stop_site(name: str) -> int | None:
@@ -370,8 +450,14 @@ def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
         return None
 
     stopped += _in_parallel(stop_site, list(state.sites))
-    if state.pg.get("pid") and pid_alive(state.pg["pid"]):
-        stop_database(state.pg)
+    def stop_pg(info: dict[str, Any]) -> int | None:
+        if info.get("pid") and pid_alive(info["pid"]):
+            stop_database(info)
+            return int(info["pid"])
+        return None
+
+    stopped += _in_parallel(stop_pg, [i["pg"] for i in state.ivrs.values() if i.get("pg")])
+    if stop_pg(state.pg):
         stopped.append(state.pg["pid"])
         progress("stopped PostgreSQL")
     stopped += _in_parallel(_stop, [info.get("pid") for info in state.uplinks.values()])

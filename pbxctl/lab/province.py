@@ -20,7 +20,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from pbxctl.lab.sandbox.netns import ns_exec
 from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.ops.publish import prompt_dir
 from provisioning.model import Inventory, Prefecture, Seat
+from provisioning.render_replication import role_name
 from provisioning.secrets import Secrets
 
 Progress = Callable[[str], None]
@@ -140,13 +141,60 @@ def pbxctl(config: Path, *args: str, ns: str | None = None, timeout: float = 300
     return res.stdout
 
 
-def start_database(root: Path, inv: Inventory, ns: str) -> tuple[PostgresCluster, dict[str, Any]]:
+def start_database(root: Path, inv: Inventory, ns: str, *, replicas: Sequence[Prefecture] = ()
+                   ) -> tuple[PostgresCluster, dict[str, Any]]:
+    """The province's PostgreSQL (wal_level=logical: it publishes each prefecture's slice).
+    Each replication role may connect from its own IVR's two addresses only, with a password
+    (scram): as in production, not the lab's local trust."""
     prov = inv.province
+    hba = tuple(f"host pbxctl {role_name(p.code)} {addr}/32 scram-sha-256"
+                for p in replicas for addr in (p.ivr_host.a, p.ivr_host.b))
     cluster = PostgresCluster(root=root / "pg", address=f"{prov.pbx.a},{prov.pbx.b}",
-                              netns=ns)
+                              netns=ns, logical=True, hba=hba)
     endpoint = cluster.start()
     return cluster, {"pid": cluster.pid, "root": str(cluster.root), "port": endpoint.port,
                      "socket": str(cluster.socket_dir), "netns": ns}
+
+
+def start_replica(root: Path, p: Prefecture, ns: str) -> dict[str, Any]:
+    """A prefecture IVR's own PostgreSQL (its replica of the self-service data)."""
+    cluster = PostgresCluster(root=root / "ivr" / p.code.lower() / "pg",
+                              address=f"{p.ivr_host.a},{p.ivr_host.b}", netns=ns)
+    endpoint = cluster.start()
+    return {"pid": cluster.pid, "root": str(cluster.root), "port": endpoint.port,
+            "socket": str(cluster.socket_dir), "netns": ns}
+
+
+def write_ivr_config(root: Path, *, inventory: Path, inv: Inventory, p: Prefecture,
+                     replica: dict[str, Any]) -> Path:
+    """The IVR host's /etc/pbxctl: its local replica, `agi serve` on its two addresses for
+    its gateway (and itself, for `agi health`)."""
+    etc = root / "ivr" / p.code.lower() / "etc"
+    cfg = {
+        "database": {"dsn": f"host={replica['socket']} port={replica['port']} dbname=pbxctl "
+                            "user=postgres connect_timeout=3"},
+        "agi": {"host": [str(p.ivr_host.a), str(p.ivr_host.b)], "port": inv.province.cti_port,
+                "inventory": str(inventory), "grace": 5,
+                "allow": [str(p.gateway.a), str(p.gateway.b), str(p.ivr_host.a),
+                          str(p.ivr_host.b)]},
+    }
+    atomic_write(etc / "pbxctl.yaml", "# written by `pbxctl lab up` (the IVR of "
+                 f"{p.code})\n" + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False),
+                 mode=0o600)
+    return etc / "pbxctl.yaml"
+
+
+def replication_passfile(root: Path, p: Prefecture, password: str) -> Path:
+    """The IVR host's passfile for its replication role: 0600, owned by postgres (the
+    subscription's worker reads it), the password nowhere else on that host."""
+    path = root / "ivr" / p.code.lower() / "replication.pgpass"
+    atomic_write(path, f"*:*:pbxctl:{role_name(p.code)}:{password}\n", mode=0o600)
+    if os.geteuid() == 0:
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return path
 
 
 def stop_database(info: dict[str, Any]) -> None:

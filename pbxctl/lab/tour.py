@@ -265,6 +265,8 @@ class Tour:
                                     what="survivable mode on the gateway")
                     detect = time.time() - cut
                     report = self.call("survivable", ["0"], talk=3.0)
+                    # Self-service in the cut: the prefecture's own IVR, from its replica.
+                    bill = self.call("survivable-bill", ["1", self._sample_account() + "#"])
                 finally:
                     self._links(up=True)
                 back = time.time()
@@ -273,11 +275,18 @@ class Tour:
                 failback = time.time() - back
         finally:
             ami.close()
-        ok = report.served_by == "lss" and bool(report.agent)
+        svc = next((s for s in bill.services if s.get("Service") == "bill"), {})
+        db = svc.get("db", {})
+        ivr_ok = svc.get("By") == "ivr" and bool(db) and svc.get("Amount") == db.get("amount")
+        ok = report.served_by == "lss" and bool(report.agent) and ivr_ok
         return (f"WAN cut: survivable in {detect:.1f} s; call served by the LSS, agent "
-                f"{report.agent or '-'} answered; WAN back: failback after {failback:.1f} s "
-                f"(hold-down {self.state.hold_down:g} s)",
-                f"call {report.welcome.get('gateway_call')}", ok)
+                f"{report.agent or '-'} answered; bill query answered by the "
+                f"{'prefecture IVR' if svc.get('By') == 'ivr' else svc.get('By') or '?'} from "
+                f"its replica: {svc.get('Amount') or '-'} (province: {db.get('amount', '-')}); "
+                f"WAN back: failback after {failback:.1f} s (hold-down "
+                f"{self.state.hold_down:g} s)",
+                f"calls {report.welcome.get('gateway_call')}, "
+                f"{bill.welcome.get('gateway_call')}", ok)
 
     def _links(self, *, up: bool) -> None:
         for veth in self.state.nodes["pbx"]["links"].values():
@@ -295,6 +304,7 @@ class Tour:
                   self.work_order)
         self.step("7 new welcome", "the catalogue is central, playback stays local",
                   self.new_welcome)
-        self.step("8 WAN cut", "the local survivable server keeps queuing and connecting",
+        self.step("8 WAN cut", "the local survivable server keeps queuing and connecting; "
+                  "the prefecture IVR keeps self-service",
                   self.wan_cut)
         return self.rows

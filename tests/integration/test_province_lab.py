@@ -76,8 +76,19 @@ def test_every_service_runs_and_every_phone_is_registered(lab: Lab) -> None:
                                       *(k["pid"] for k in st["phones"].values())])
     assert sorted(st["services"]) == ["collector:hz-gw", "collector:hz-lss", "collector:nb-gw",
                                       "collector:nb-lss", "collector:zj-pbx", "dispatcher"]
+    # Each prefecture's IVR answers from its own replica, subscribed and complete.
+    assert sorted(st["ivrs"]) == ["HZ", "NB"]
+    for code, ivr in st["ivrs"].items():
+        assert pid_alive(ivr["pid"]) and pid_alive(ivr["pg"]["pid"])
+        assert ivr["node"] == f"{code.lower()}lss"  # no `ivr:` in the example: the LSS host
+        env = {**lab.environ, "PBXCTL_CONFIG": ivr["config"]}
+        status = io.StringIO()
+        assert main(["db", "replicas", "status", "--json"], environ=env, stdout=status,
+                    stderr=io.StringIO()) == 0
+        [sub] = json.loads(status.getvalue())["subscriptions"]
+        assert sub["worker_running"] and sub["tables"] == {"ready": 3}
     # The DSN reaches the services through the config file, never their command lines.
-    for info in [st["cti"], *st["services"].values()]:
+    for info in [st["cti"], *st["services"].values(), *st["ivrs"].values()]:
         cmd = Path(f"/proc/{info['pid']}/cmdline").read_bytes().decode()
         assert "dbname" not in cmd and "--dsn" not in cmd and "fixed-welcome" not in cmd
     code, out, _ = lab.run("lab", "phones", "--json")

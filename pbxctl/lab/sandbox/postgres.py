@@ -51,7 +51,7 @@ class PostgresCluster:
 
     def __init__(self, *, root: Path, address: str = "127.0.0.1", port: int | None = None,
                  dbname: str = "pbxctl", netns: str | None = None,
-                 logical: bool = False) -> None:
+                 logical: bool = False, hba: tuple[str, ...] = ()) -> None:
         self.root = root
         # In a lab namespace the addresses are the namespace's own (nothing routes off the
         # machine); outside one, loopback only.
@@ -60,6 +60,7 @@ class PostgresCluster:
         self._requested_port = port
         self.dbname = dbname
         self.logical = logical  # wal_level=logical: it can publish (the province's database)
+        self.hba = hba  # pg_hba.conf lines put before initdb's (who may connect over TCP)
         self.endpoint: PgEndpoint | None = None
         self.pid: int | None = None
 
@@ -129,6 +130,9 @@ class PostgresCluster:
             self._run([str(bindir / "initdb"), "-D", str(self.datadir), "-A", "trust",
                        "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions"],
                       what="initdb", timeout=timeout)
+            if self.hba:
+                conf = self.datadir / "pg_hba.conf"
+                conf.write_text("\n".join(self.hba) + "\n" + conf.read_text())
         opts = (f"-p {port} -k {self.socket_dir} -c listen_addresses={self.address} "
                 "-c fsync=off -c full_page_writes=off -c max_connections=200")
         if self.logical:  # a slot per prefecture, and room for their initial table syncs
