@@ -6,27 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
-from pbxctl.cli import (
-    calls,
-    cti,
-    db,
-    drill,
-    host,
-    lab,
-    orders,
-    prompts,
-    provision,
-    status,
-    survive,
-    tts,
-    uplink,
-)
 from pbxctl.cli.env import Command, Env, Verbs
 from pbxctl.core.errors import PbxctlError, UsageError
 from pbxctl.core.redact import redact_text
@@ -34,11 +20,16 @@ from pbxctl.core.redact import redact_text
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
-# The command table: each module registers one noun (or two) and its verbs.
-NOUNS: tuple[Callable[[Verbs], None], ...] = (
-    lab.register, cti.register, db.register, provision.register, prompts.register,
-    tts.register, status.register, calls.register, orders.register, survive.register,
-    uplink.register, drill.register, host.register)
+# The command table: each module registers one noun (or two) and its verbs. A module is
+# imported only when its noun is used (all of them for --help or an unknown word): a daemon
+# started as `pbxctl uplink run` does not load thirteen other command modules and what they
+# import — a few MB per process, ~95 daemons in a whole-province lab.
+MODULES = ("lab", "cti", "db", "provision", "prompts", "tts", "status", "calls", "orders",
+           "survive", "uplink", "drill", "host")
+NOUN_MODULE = {"lab": "lab", "agi": "cti", "esl": "cti", "db": "db", "provision": "provision",
+               "prompts": "prompts", "tts": "tts", "status": "status", "calls": "calls",
+               "recordings": "calls", "orders": "orders", "survive": "survive",
+               "uplink": "uplink", "drill": "drill", "host": "host"}
 
 # Old spellings, kept for one release: old noun → (new noun, verb inserted after it, or None
 # when the old word is replaced by "noun verb"). Hidden from --help.
@@ -53,11 +44,16 @@ ALIASES: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (only its noun's module), or for every noun."""
     p = argparse.ArgumentParser(prog="pbxctl", description=(__doc__ or "").splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
     nouns = p.add_subparsers(dest="noun", metavar="NOUN")
-    for register in NOUNS:
+    word = next((a for a in argv if not a.startswith("-")), None)
+    wanted = [NOUN_MODULE[word]] if word in NOUN_MODULE else MODULES
+    for name in wanted:
+        register: Callable[[Verbs], None] = importlib.import_module(
+            f"pbxctl.cli.{name}").register
         register(nouns)
     return p
 
@@ -93,8 +89,9 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     err_stream = stderr if stderr is not None else sys.stderr
     env = Env(environ=environ if environ is not None else os.environ,
               stdout=out_stream, stderr=err_stream)
-    parser = build_parser()
-    words, notice = rewrite_alias(list(argv) if argv is not None else sys.argv[1:], parser)
+    given = list(argv) if argv is not None else sys.argv[1:]
+    parser = build_parser(given)
+    words, notice = rewrite_alias(given, parser)
     if notice:
         err_stream.write(notice + "\n")
     try:

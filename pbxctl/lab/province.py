@@ -159,7 +159,7 @@ def start_database(root: Path, inv: Inventory, ns: str, *, replicas: Sequence[Pr
 def start_replica(root: Path, p: Prefecture, ns: str) -> dict[str, Any]:
     """A prefecture IVR's own PostgreSQL (its replica of the self-service data)."""
     cluster = PostgresCluster(root=root / "ivr" / p.code.lower() / "pg",
-                              address=f"{p.ivr_host.a},{p.ivr_host.b}", netns=ns)
+                              address=f"{p.ivr_host.a},{p.ivr_host.b}", netns=ns, small=True)
     endpoint = cluster.start()
     return {"pid": cluster.pid, "root": str(cluster.root), "port": endpoint.port,
             "socket": str(cluster.socket_dir), "netns": ns}

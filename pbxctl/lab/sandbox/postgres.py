@@ -51,7 +51,8 @@ class PostgresCluster:
 
     def __init__(self, *, root: Path, address: str = "127.0.0.1", port: int | None = None,
                  dbname: str = "pbxctl", netns: str | None = None,
-                 logical: bool = False, hba: tuple[str, ...] = ()) -> None:
+                 logical: bool = False, hba: tuple[str, ...] = (), small: bool = False
+                 ) -> None:
         self.root = root
         # In a lab namespace the addresses are the namespace's own (nothing routes off the
         # machine); outside one, loopback only.
@@ -61,6 +62,9 @@ class PostgresCluster:
         self.dbname = dbname
         self.logical = logical  # wal_level=logical: it can publish (the province's database)
         self.hba = hba  # pg_hba.conf lines put before initdb's (who may connect over TCP)
+        # A replica serving one IVR: few connections, small buffers (a whole-province lab
+        # runs eleven of them beside the province's).
+        self.small = small
         self.endpoint: PgEndpoint | None = None
         self.pid: int | None = None
 
@@ -134,7 +138,9 @@ class PostgresCluster:
                 conf = self.datadir / "pg_hba.conf"
                 conf.write_text("\n".join(self.hba) + "\n" + conf.read_text())
         opts = (f"-p {port} -k {self.socket_dir} -c listen_addresses={self.address} "
-                "-c fsync=off -c full_page_writes=off -c max_connections=200")
+                "-c fsync=off -c full_page_writes=off "
+                + ("-c max_connections=40 -c shared_buffers=16MB -c max_wal_senders=0 "
+                   "-c autovacuum_max_workers=1" if self.small else "-c max_connections=200"))
         if self.logical:  # a slot per prefecture, and room for their initial table syncs
             opts += (" -c wal_level=logical -c max_replication_slots=64 -c max_wal_senders=64"
                      " -c max_logical_replication_workers=16")
