@@ -41,6 +41,10 @@ class CallPlan:
     talk: float = 5.0
     timeout: float = 120.0
     hangup_after: float | None = None  # the caller hangs up this long after the gateway answers
+    # The caller's SIP port on the PSTN node (media: +100..+103) and SIPp's control port: a
+    # second call at the same time needs its own.
+    sip_port: int = 5060
+    control_port: int = 5199
 
 
 @dataclass
@@ -125,7 +129,8 @@ def place(state: NetState, plan: CallPlan, *, workdir: Path,
     sipp = SippProcess(scenario=scenario, workdir=workdir, local_ip=source,
                        remote=(str(pref.gateway.a), 5060), service=plan.did,
                        keys={"caller": plan.caller}, timeout=plan.timeout + 30,
-                       in_namespace=True, control_port=5199)
+                       in_namespace=True, local_port=plan.sip_port,
+                       control_port=plan.control_port)
     clients = {gw_name: _ami(state, gw_name, source)}
     for other in (pbx_name, lss_name):
         try:  # the province is unreachable when the WAN is cut: the call goes on without it

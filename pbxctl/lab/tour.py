@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,13 @@ class Tour:
         self.emit(row)
 
     def call(self, name: str, keys: list[str], *, talk: float = 3.0,
-             hangup_after: float | None = None) -> CallReport:
+             hangup_after: float | None = None, second: bool = False) -> CallReport:
+        """``second``: a call placed while another runs (its own caller number and ports)."""
         plan = CallPlan(prefecture=self.pref.code, did=self.pref.dids[0],
-                        caller=f"{self.pref.area_codes[0]}88880000"[:12], keys=keys, talk=talk,
-                        hangup_after=hangup_after)
+                        caller=f"{self.pref.area_codes[0]}8888000{int(second)}"[:12], keys=keys,
+                        talk=talk, hangup_after=hangup_after,
+                        sip_port=5070 if second else 5060,
+                        control_port=5299 if second else 5199)
         return place(self.state, plan, workdir=self.root / "tour" / name,
                      progress=self.progress)
 
@@ -149,8 +153,8 @@ class Tour:
             store.close()
         return str(rows[0][0])
 
-    def outage(self) -> tuple[str, str, bool]:
-        report = self.call("outage", ["2", "#"])
+    def outage(self, *, second: bool = False) -> tuple[str, str, bool]:
+        report = self.call("outage", ["2", "#"], second=second)
         svc = next((s for s in report.services if s.get("Service") == "outage"), {})
         ok = svc.get("Status") == "OK" and report.sipp.get("successful") == 1
         return (f"outage query for the caller's area: {svc.get('Outages') or 'none'} "
@@ -264,9 +268,14 @@ class Tour:
                     events.wait_for(lambda m: m.get("Mode") == "survivable", timeout=30,
                                     what="survivable mode on the gateway")
                     detect = time.time() - cut
-                    report = self.call("survivable", ["0"], talk=3.0)
-                    # Self-service in the cut: the prefecture's own IVR, from its replica.
-                    bill = self.call("survivable-bill", ["1", self._sample_account() + "#"])
+                    # Self-service in the cut (the prefecture's own IVR, from its replica),
+                    # at the same time as a caller who wants an agent.
+                    account = self._sample_account()
+                    with ThreadPoolExecutor(max_workers=1) as pool:
+                        bill_call = pool.submit(self.call, "survivable-bill",
+                                                ["1", account + "#"], second=True)
+                        report = self.call("survivable", ["0"], talk=3.0)
+                        bill = bill_call.result()
                 finally:
                     self._links(up=True)
                 back = time.time()
@@ -295,9 +304,14 @@ class Tour:
 
     def run(self) -> list[Row]:
         self.step("1 welcome", "central control, local playback", self.welcome)
-        self.step("2 bill query", "24x7 self-service: bill by DTMF", self.bill)
-        self.step("3 outage query", "24x7 self-service: outages in the caller's area",
-                  self.outage)
+        # Steps 2 and 3 are two callers at the same time (each prompt read back takes ~30 s;
+        # self-service serves callers in parallel anyway): each still gets its own row.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            beside = (pool.submit(self.outage, second=True)
+                      if not self.only or "3" in self.only else None)
+            self.step("2 bill query", "24x7 self-service: bill by DTMF", self.bill)
+            self.step("3 outage query", "24x7 self-service: outages in the caller's area",
+                      beside.result if beside is not None else self.outage)
         self.step("4 agent", "queue, connect, record (with a database)", self.agent)
         self.step("5 overflow", "supervisor seats take overflow", self.overflow)
         self.step("6 work order", "county terminal seats receive and act on work orders",
