@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from pbxctl.core.errors import StoreUnavailable
+from pbxctl.data.store import without_secrets
 
 PREFIX = "pbxctl_selfservice_"
-MASK = "********"
 
 
 @dataclass(frozen=True)
@@ -70,21 +69,13 @@ _SYNC_STATES = {"i": "initialize", "d": "data copy", "f": "finished copy", "s": 
                 "r": "ready"}
 
 
-def _redacted(text: str, conninfo: str) -> str:
-    try:
-        password = conninfo_to_dict(conninfo).get("password")
-    except psycopg.ProgrammingError:
-        return text
-    return text.replace(str(password), MASK) if password else text
-
-
 @contextmanager
 def _connect(conninfo: str, *, timeout: int) -> Iterator[psycopg.Connection[Any]]:
     try:
         conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreUnavailable(f"database unreachable: {_redacted(first, conninfo)}",
+        raise StoreUnavailable(f"database unreachable: {without_secrets(first, conninfo)}",
                                hint="check database.dsn in the config and PostgreSQL") from exc
     try:
         yield conn
@@ -98,7 +89,7 @@ def run_sql(conninfo: str, sql: str, *, timeout: int = 10) -> None:
         try:
             conn.execute(sql.encode())
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"SQL failed: {_redacted(str(exc).strip(), conninfo)}",
+            raise StoreUnavailable(f"SQL failed: {without_secrets(str(exc).strip(), conninfo)}",
                                    hint="the database said why above") from exc
 
 

@@ -41,7 +41,8 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
-def _without_secrets(text: str, conninfo: str) -> str:
+def without_secrets(text: str, conninfo: str) -> str:
+    """``text`` with the conninfo's password (if any) masked."""
     try:
         password = conninfo_to_dict(conninfo).get("password")
     except psycopg.ProgrammingError:
@@ -140,7 +141,7 @@ class Store:
             raise StoreUnavailable("no database connection available in time",
                                    hint="check PostgreSQL") from exc
         except psycopg.OperationalError as exc:
-            reason = _without_secrets(f"database error: {exc}".splitlines()[0],
+            reason = without_secrets(f"database error: {exc}".splitlines()[0],
                                       self.config.conninfo)
             self._mark_down(reason)
             raise StoreUnavailable(reason, hint="check PostgreSQL") from exc
