@@ -165,8 +165,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = DE
         files["extensions.conf"] = render(
             "asterisk/extensions_gateway.conf.j2", site=site, pref=pref, options=opts,
             cti=[inv.province.cti.a, inv.province.cti.b], cti_port=inv.province.cti_port,
-            ivr=[pref.ivr_host.a, pref.ivr_host.b], local_prompt=LOCAL_WELCOME, prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT,
-            menu_timeout=MENU_TIMEOUT)
+            ivr=[pref.ivr_host.a, pref.ivr_host.b], local_prompt=LOCAL_WELCOME,
+            prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT, menu_timeout=MENU_TIMEOUT)
     elif site.role == "province":
         files["extensions.conf"] = render(
             "asterisk/extensions_province.conf.j2", site=site, options=opts,
