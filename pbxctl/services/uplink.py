@@ -125,12 +125,19 @@ def _describe(carrier: dict[str, bool]) -> str:
     return ", ".join(f"{p} {'up' if up else 'DOWN'}" for p, up in carrier.items())
 
 
+# Gratuitous ARPs repeated after a change (seconds after it), as bonding's num_grat_arp with
+# peer_notif_delay: one announcement lost while a switch port settles would leave a switch
+# forwarding to the dead side until the host happens to send through it again.
+REANNOUNCE_AFTER = (0.2, 0.6, 1.5, 3.0)
+
+
 def run(ports: Sequence[str], *, stop: threading.Event,
         on_change: Callable[[Change], None] | None = None, tick: float = 0.5) -> None:
     """Keep the right port forwarding until ``stop`` is set."""
     carrier = read_carrier(ports)
     active = choose(ports, carrier, None) or ports[0]
     apply(ports, active)
+    again = [time.monotonic() + d for d in REANNOUNCE_AFTER]
     _report(Change(active, None, f"start: {_describe(carrier)}", time.time()), on_change)
     mon = subprocess.Popen(["ip", "-o", "monitor", "link"], stdout=subprocess.PIPE, text=True)
     try:
@@ -138,7 +145,12 @@ def run(ports: Sequence[str], *, stop: threading.Event,
         # Re-read once the monitor is listening: a change in between would otherwise be lost.
         carrier = read_carrier(ports)
         while not stop.is_set():
-            ready, _, _ = select.select([mon.stdout], [], [], tick)
+            now = time.monotonic()
+            if again and again[0] <= now:
+                again = [t for t in again if t > now]
+                announce(HOST_DEV)
+            wait = min(tick, max(0.0, again[0] - now)) if again else tick
+            ready, _, _ = select.select([mon.stdout], [], [], wait)
             if ready:
                 line = mon.stdout.readline()
                 if not line:
@@ -150,6 +162,7 @@ def run(ports: Sequence[str], *, stop: threading.Event,
             best = choose(ports, carrier, active)
             if best is not None and best != active:
                 apply(ports, best)
+                again = [time.monotonic() + d for d in REANNOUNCE_AFTER]
                 change = Change(best, active, _describe(carrier), time.time())
                 active = best
                 _report(change, on_change)
