@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo lab-down bench clean
+.PHONY: setup test lint golden demo lab-down bench clean
 
 setup:
 	@scripts/setup.sh
@@ -15,7 +15,11 @@ lint: setup
 	$(VENV)/bin/lint-imports --no-cache
 
 test: setup lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	env -u PBXCTL_UPDATE_GOLDEN $(PY) -m pytest $(PYTEST_ARGS)
+
+# Rewrite tests/golden from the renderers (compares nothing); review with `git diff tests/golden`.
+golden: setup
+	PBXCTL_UPDATE_GOLDEN=1 $(PY) -m pytest -q -m golden
 
 # The guided tour of the province lab: two prefectures (every seat a registered phone), then
 # eight real calls/actions, one row each. A lab already up is reused.

@@ -26,6 +26,61 @@ from pbxctl.pbx.ami import AmiClient
 from pbxctl.pbx.engine import default_major
 from tests.spine.site import GatewayParams, gateway_configs
 
+# -- markers say which real parts a test starts ----------------------------------------------
+# Fixtures that start a part, and the marker a test using them must carry. A test module that
+# starts a part by itself (PostgresCluster(...), `lab up`) is listed in STARTS_BY_ITSELF.
+PART_FIXTURES = {"pg_cluster": "pg", "pg": "pg", "store": "pg", "fresh_db": "pg",
+                 "gateway_factory": "asterisk", "site_factory": "asterisk",
+                 "center": "asterisk"}
+STARTS_BY_ITSELF = {"PostgresCluster(": "pg", "AsteriskInstance(": "asterisk",
+                    "FreeSwitchInstance(": "freeswitch", '"lab", "up"': "lab"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that starts PostgreSQL (or Asterisk, or a lab) without its marker would run in
+    `-m "not pg"` and fail for a missing part: refuse to collect it instead."""
+    sources: dict[Path, str] = {}
+    wrong = []
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        needs = {PART_FIXTURES[f] for f in getattr(item, "fixturenames", ())
+                 if f in PART_FIXTURES}
+        path = Path(str(item.path))
+        if path not in sources:
+            sources[path] = path.read_text(encoding="utf-8")
+        needs |= {mark for text, mark in STARTS_BY_ITSELF.items() if text in sources[path]
+                  and path.name != "conftest.py"}
+        if "lab" in needs:
+            needs |= {"pg", "asterisk"}
+        if needs - marks:
+            wrong.append(f"{item.nodeid}: missing marker(s) {sorted(needs - marks)}")
+    if wrong:
+        raise pytest.UsageError("tests start parts their markers do not name:\n  "
+                                + "\n  ".join(wrong))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """An update run (`make golden`) rewrites golden files and compares nothing: it may not
+    run any other test, whose pass would then mean nothing either."""
+    if os.environ.get("PBXCTL_UPDATE_GOLDEN"):
+        others = [i.nodeid for i in session.items if i.get_closest_marker("golden") is None]
+        if others:
+            raise pytest.UsageError("PBXCTL_UPDATE_GOLDEN rewrites golden files and compares "
+                                    f"nothing: run `make golden`, not {others[0]}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    """No skip counts as a pass or hides a missing part: a skipped test is reported failed,
+    with its reason, so the summary says what to install or fix."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and skips are not allowed in this suite: {reason}"
+
 
 # -- no secret in any CLI output of the whole suite --------------------------------------------
 def _test_secrets() -> set[str]:

@@ -42,7 +42,7 @@ from provisioning.sample import seed_input
 from provisioning.secrets import Secrets, ensure_secrets, secrets_path
 from tests.conftest import SiteFactory, management_ami
 
-pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
+pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 
 ACCOUNT = "3301010001"
 

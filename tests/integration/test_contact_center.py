@@ -27,7 +27,7 @@ from pbxctl.services.tts import check_audio
 from tests.conftest import management_ami
 from tests.integration.conftest import Center, connected, place_call
 
-pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
+pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 
 
 def collect_all(ast: AsteriskInstance, store: Store, *, calls: int,

@@ -31,7 +31,7 @@ from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.pbx.asterisk_show import contacts
 
-pytestmark = [pytest.mark.asterisk, pytest.mark.sipp]
+pytestmark = [pytest.mark.lab, pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 
 SMALL = Path(__file__).parents[1] / "data" / "small"
 HOLD_DOWN = 5

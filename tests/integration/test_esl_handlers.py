@@ -36,7 +36,7 @@ from pbxctl.services.tts import TtsCache
 from provisioning.inventory import load_inventory
 from provisioning.sample import seed_input
 from tests.fakes.fake_freeswitch import FakeChannel, FakeEventSocket, call_outbound
-from tests.handler_scenarios import SCENARIOS, Scenario, contiguous
+from tests.handler_scenarios import SCENARIOS, WELCOME, Scenario, contiguous, seed_oracle_bill
 
 pytestmark = pytest.mark.pg
 
@@ -49,6 +49,7 @@ TIMEOUT = 2.0
 def esl(fresh_db: Store, tts_cache_dir: Path, tmp_path: Path) -> Iterator[EslServer]:
     inv = load_inventory(SMALL)
     seed_sample_data(fresh_db, seed_input(inv))
+    seed_oracle_bill(fresh_db)
     init_system_prompts(fresh_db)  # and published, so the catalogue can name the welcome
     publish(fresh_db, inv, tmp_path, cache=TtsCache(root=tts_cache_dir),
             sites=[inv.site("hz-gw")])
@@ -75,10 +76,17 @@ def prompt_ids(ch: FakeChannel) -> list[str]:
 def test_handlers_pass_the_shared_scenarios_over_esl(esl: EslServer, fresh_db: Store,
                                                      scenario: Scenario) -> None:
     ch = call_outbound("127.0.0.1", esl.bound_port, channel(scenario.route, keys=scenario.keys))
-    want = scenario.expect(fresh_db)
+    want = scenario.expect
     got = {k: ch.variables.get(k, "") for k in want.variables}
     assert got == want.variables, ch.executed
     assert contiguous(prompt_ids(ch), want.played), prompt_ids(ch)
+
+
+def test_welcome_over_esl_names_the_catalogues_version_and_plays_nothing(
+        esl: EslServer) -> None:
+    ch = call_outbound("127.0.0.1", esl.bound_port, channel("welcome"))
+    assert {k: ch.variables.get(k, "") for k in WELCOME} == WELCOME, ch.executed
+    assert prompt_ids(ch) == []  # the PBX plays the named file from its own disk
 
 
 def serve(context: HandlerContext, registry: Registry | None = None

@@ -64,6 +64,7 @@ def test_collector_keeps_a_torn_line_aside_and_a_nul_out_of_the_database(
     assert len(rejected) == 1 and "merged-b" in rejected[0]
 
 
+@pytest.mark.asterisk
 def test_notifier_escalates_an_order_it_cannot_announce_and_calls_the_others(
         fresh_db: Store, tmp_path: Path, tts_cache_dir: Path, gateway_factory: GatewayFactory,
         ami_of: AmiOf) -> None:

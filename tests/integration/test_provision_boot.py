@@ -43,6 +43,7 @@ def test_rendered_site_boots_clean_with_exactly_the_model(
     inv, secrets = example
     ast = site_factory(inv, secrets, site, major=major)
     assert ast.error_lines() == []
+    assert ast.version().split(".")[0] == str(major)  # the engine asked for, not another
     want = expected(inv, inv.site(site))
     got_eps = endpoints(ast.cli("pjsip show endpoints"))
     got_dp = dialplan(ast.cli("dialplan show"))

@@ -25,6 +25,8 @@ from pbxctl.cli.app import main
 from pbxctl.core.procs import wait_until
 from pbxctl.lab.sandbox.postgres import PostgresCluster
 
+pytestmark = pytest.mark.pg
+
 SMALL = Path(__file__).parents[1] / "data" / "small" / "province.yaml"
 SELECT = {
     "accounts": "SELECT account_no, holder, prefecture, county, address FROM accounts",

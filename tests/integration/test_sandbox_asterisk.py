@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.core.errors import PortInUseError, ServiceStartError
+from pbxctl.core.errors import CommandFailed, PortInUseError, ServiceStartError
 from pbxctl.core.procs import pid_alive
 from pbxctl.lab.sandbox.asterisk import AsteriskInstance
 from pbxctl.pbx.ami import AmiClient
@@ -19,11 +19,23 @@ pytestmark = pytest.mark.asterisk
 MINIMAL = {"extensions.conf": "[default]\nexten => s,1,NoOp()\n"}
 
 
+def test_a_logger_that_wrote_nothing_is_not_a_clean_boot(short_tmp: Path) -> None:
+    ast = AsteriskInstance(name="t0", root=short_tmp / "a",
+                           configs={**MINIMAL, "logger.conf": "[logfiles]\n"})
+    ast.start()
+    try:
+        with pytest.raises((FileNotFoundError, CommandFailed)):
+            ast.error_lines()
+    finally:
+        ast.stop()
+
+
 def test_boots_clean_and_answers_cli_and_ami(short_tmp: Path) -> None:
     ast = AsteriskInstance(name="t1", root=short_tmp / "a", configs=MINIMAL)
     ast.start()
     try:
         assert ast.error_lines() == []
+        assert ast.version().split(".")[0] == str(default_major())
         assert "s" in ast.cli("dialplan show default")
         assert ast.ami is not None
         with AmiClient(host=ast.ami.host, port=ast.ami.port, username=ast.ami.username,

@@ -22,6 +22,7 @@ def _render(inventory: Path) -> dict[str, dict[str, str]]:
             for site, files in render_all(inv, secrets).items()}
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("site", ROLES)
 def test_golden_files(small_inventory_path: Path, site: str) -> None:
     files = _render(small_inventory_path)[site]

@@ -30,6 +30,7 @@ def _load(path: Path, secrets: Path | None = None) -> tuple[Inventory, Secrets]:
     return inv, ensure_secrets(inv, secrets or secrets_path(path), create=secrets is not None)
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("site", ROLES)
 def test_golden_files(small_inventory_path: Path, site: str) -> None:
     inv, secrets = _load(small_inventory_path)

@@ -23,6 +23,7 @@ from tests.golden_files import assert_golden
 GOLDEN = Path(__file__).parents[1] / "golden" / "replication"
 
 
+@pytest.mark.golden
 def test_golden_files(small_inventory_path: Path) -> None:
     inv = load_inventory(small_inventory_path)
     assert_golden(GOLDEN, {n: f.text for n, f in render(inv).items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -18,24 +19,62 @@ from pbxctl.lab.sandbox.sipp import PCAP_DIR
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario
 from pbxctl.services.tts import TtsCache, TtsError, TtsRequest, check_audio
 
+# Written by hand (not computed with cn2an or pbxctl.core.words): what a caller must hear.
+AMOUNTS = [
+    ("0", "零元整"), ("0.01", "零元零一分"), ("0.10", "零元一角"), ("0.99", "零元九角九分"),
+    ("1", "一元整"), ("9.9", "九元九角"), ("10", "十元整"), ("11", "十一元整"),
+    ("15.5", "十五元五角"), ("20.30", "二十元三角"), ("99.99", "九十九元九角九分"),
+    ("100", "一百元整"), ("100.00", "一百元整"), ("100.05", "一百元零五分"),
+    ("101", "一百零一元整"), ("110", "一百一十元整"), ("119.2", "一百一十九元二角"),
+    ("123.45", "一百二十三元四角五分"), ("329.26", "三百二十九元二角六分"),
+    ("1000", "一千元整"), ("1005.50", "一千零五元五角"), ("1010", "一千零一十元整"),
+    ("1234.56", "一千二百三十四元五角六分"), ("2000.08", "二千元零八分"),
+    ("10000", "一万元整"), ("10001", "一万零一元整"), ("10010", "一万零一十元整"),
+    ("12345.67", "一万二千三百四十五元六角七分"), ("100000", "十万元整"),
+    ("101000", "十万一千元整"), ("1000000.01", "一百万元零一分"),
+    ("2000000.01", "二百万元零一分"), ("100000000", "一亿元整"),
+]
+DAYS = [
+    (date(2026, 1, 1), "二零二六年一月一日"), (date(2026, 10, 10), "二零二六年十月十日"),
+    (date(2026, 11, 20), "二零二六年十一月二十日"),
+    (date(2026, 12, 31), "二零二六年十二月三十一日"),
+    (date(2030, 2, 28), "二零三零年二月二十八日"), (date(2000, 5, 5), "二零零零年五月五日"),
+    (date(2019, 6, 15), "二零一九年六月十五日"),
+]
+PERIODS = [("2026-01", "二零二六年一月"), ("2026-10", "二零二六年十月"),
+           ("2026-11", "二零二六年十一月"), ("2026-12", "二零二六年十二月")]
 
-@pytest.mark.parametrize(("amount", "words"), [
-    ("123.45", "一百二十三元四角五分"), ("100", "一百元整"), ("100.00", "一百元整"),
-    ("0.05", "零元零五分"), ("10.4", "十元四角"), ("2000000.01", "二百万元零一分"),
-    ("1005.50", "一千零五元五角")])
-def test_money_words(amount: str, words: str) -> None:
+
+def zh_ids(words: str) -> list[str]:
+    """The fragment naming scheme, restated here: one prompt per character, zh-<code point>."""
+    return [f"zh-{ord(ch):04x}" for ch in words]
+
+
+def test_the_naming_scheme_restated_here_matches_hand_written_ids() -> None:
+    assert zh_ids("三百二十九元二角六分") == [
+        "zh-4e09", "zh-767e", "zh-4e8c", "zh-5341", "zh-4e5d", "zh-5143", "zh-4e8c", "zh-89d2",
+        "zh-516d", "zh-5206"]
+
+
+@pytest.mark.parametrize(("amount", "words"), AMOUNTS)
+def test_an_amount_is_spoken_as_written_by_hand(amount: str, words: str) -> None:
     assert money_words(amount) == words
+    assert phrases.money(amount) == zh_ids(words)
+
+
+@pytest.mark.parametrize(("day", "words"), DAYS)
+def test_a_date_is_spoken_as_written_by_hand(day: date, words: str) -> None:
+    assert phrases.day(day) == zh_ids(words)
+
+
+@pytest.mark.parametrize(("period", "words"), PERIODS)
+def test_a_bill_period_is_spoken_as_written_by_hand(period: str, words: str) -> None:
+    assert phrases.period(period) == zh_ids(words)
 
 
 def test_speakable_sentence() -> None:
     assert speakable("2026年12月5日前缴纳123.45元") == \
         "二零二六年十二月五日前缴纳一百二十三元四角五分"
-
-
-def test_fragments_cover_amounts_and_dates() -> None:
-    ids = phrases.money("1234.56") + phrases.day(date(2026, 12, 31)) + phrases.period("2026-11")
-    assert all(i in phrases.FRAGMENTS for i in ids)
-    assert "".join(phrases.FRAGMENTS[i] for i in phrases.money("123.45")) == "一百二十三元四角五分"
 
 
 def test_cache_synthesises_once_under_concurrency(tmp_path: Path) -> None:
@@ -59,7 +98,14 @@ def test_cache_key_separates_engine_voice_text_format(tmp_path: Path) -> None:
     assert len({cache.path_for(r) for r in [base, *others]}) == 5
 
 
-def test_gtts_offline_fails_clearly_or_falls_back(tmp_path: Path) -> None:
+def test_gtts_unreachable_fails_clearly_or_falls_back(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Google made unreachable on purpose (a proxy on a closed loopback port), so the test
+    # means the same on a machine that does have internet.
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{closed_port()}")
     strict = TtsCache(root=tmp_path / "a", fallback_engine=None)
     with pytest.raises(TtsError, match="gTTS failed") as exc:
         strict.get(TtsRequest("测试", engine="gtts"))
@@ -67,6 +113,12 @@ def test_gtts_offline_fails_clearly_or_falls_back(tmp_path: Path) -> None:
     lenient = TtsCache(root=tmp_path / "b")
     assert lenient.get(TtsRequest("测试", engine="gtts")).exists()
     assert lenient.stats["fallbacks"] == 1
+
+
+def closed_port() -> int:
+    with socket.socket() as s:  # bound, never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_corrupt_gsm_detected(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -253,12 +254,21 @@ class AsteriskInstance:
         return out
 
     def error_lines(self) -> list[str]:
-        """ERROR lines Asterisk logged so far (a clean boot has none)."""
-        try:
-            text = self.messages_log.read_text(errors="replace")
-        except FileNotFoundError:
-            return []
+        """ERROR lines Asterisk logged so far (a clean boot has none). A missing log is not
+        "no errors": FileNotFoundError, so a logger that never wrote cannot pass for clean."""
+        text = self.messages_log.read_text(errors="replace")
+        if not re.search(r"\] Asterisk \S+ built by", text):  # the logger's opening banner
+            raise CommandFailed(f"{self.messages_log} has no Asterisk banner: "
+                                "the logger did not open its file")
         return [line for line in text.splitlines() if "ERROR[" in line]
+
+    def version(self) -> str:
+        """The version the running process reports (`core show version`), e.g. '22.10.1'."""
+        out = self.cli("core show version", timeout=5.0)
+        match = re.match(r"Asterisk (\S+)", out)
+        if not match:
+            raise CommandFailed(f"core show version answered {out.strip()[:80]!r}")
+        return match.group(1)
 
     # -- config files ---------------------------------------------------------
     def _write_configs(self, binary: AsteriskBinary) -> None:
