@@ -72,6 +72,37 @@ class Phones:
                            keys={"caller": seat_id, "audio": str(pcap("g711a.pcap"))},
                            extra_args=("-au", seat_id, "-ap", self.secrets.sip[seat_id]))
 
+    def dial_refused(self, seat_id: str, number: str, *, code: int) -> SippProcess:
+        """The seat calls ``number``, authenticates, and the PBX must answer exactly ``code``
+        (e.g. 404: no such number in the seat's context). A second 401/403 (auth broken),
+        or a call that rings or is answered, fails the SIPp call."""
+        text = scenario_path("uac_auth_hold.xml").read_text(encoding="iso-8859-1")
+        second_invite = text.index("CSeq: 2 INVITE")
+        head = text[:text.index('<recv response="100" optional="true"/>', second_invite)]
+        text = head + f"""<recv response="100" optional="true"/>
+  <recv response="{code}"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      CSeq: 2 ACK
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+        folder = self.workdir / f"{seat_id}-refused"
+        folder.mkdir(parents=True, exist_ok=True)
+        scenario = folder / f"uac_auth_expect_{code}.xml"
+        scenario.write_text(text, encoding="iso-8859-1")
+        return self.dial(seat_id, number, scenario=scenario)
+
     def _ready(self) -> str:
         return "\n".join(line for line in self.province.cli("queue show").splitlines()
                          if "(Not in use)" in line)
@@ -101,7 +132,7 @@ def center(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Pat
 
     gateways = {}
     for gw in ("hz-gw", "nb-gw"):
-        gateways[gw] = ast = site_factory(inv, secrets, gw)
+        gateways[gw] = ast = site_factory(inv, secrets, gw, verbose_log=True)
         wait_until(functools.partial(sees_province, ast), timeout=15,
                    what=f"{gw} to qualify the province")
     phones = Phones(inv, secrets, province, short_tmp / "phones")
@@ -109,13 +140,53 @@ def center(small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Pat
     phones.stop()
 
 
-def place_call(inv: Inventory, pref: str, workdir: Path, hold_ms: int = 6000, *, calls: int = 1,
+def agent_hangs_up(workdir: Path, *, talk_ms: int) -> Path:
+    """uas_agent.xml, except that the agent ends the call: answers, speaks for ``talk_ms``,
+    then sends BYE. With callers that wait for the PBX's BYE, a caller leaves only once a
+    seat has talked to them: "every caller reached a seat" then cannot pass by luck."""
+    text = scenario_path("uas_agent.xml").read_text(encoding="iso-8859-1")
+    text = text.replace('<recv request="INVITE" crlf="true"/>',
+                        """<recv request="INVITE" crlf="true" rrs="true">
+    <action>
+      <ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="peer"/>
+      <ereg regexp="[^ ][^;]*" search_in="hdr" header="To:" assign_to="me"/>
+    </action>
+  </recv>""")
+    head, _, _ = text.partition('  <recv request="BYE"/>')
+    text = head + f"""  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$me];tag=[pid]SIPpTag01[call_number]
+      To: [$peer]
+      [last_Call-ID:]
+      CSeq: 2 BYE
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+    out = workdir / f"uas_agent_bye_{talk_ms}.xml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="iso-8859-1")
+    return out
+
+
+def place_call(inv: Inventory, pref: str, workdir: Path, hold_ms: int | None = 6000, *,
+               calls: int = 1,
                rate: float = 1.0, concurrent: int | None = None, did: str | None = None,
-               caller: str | None = None) -> SippProcess:
-    """PSTN caller(s) on ``pref``'s gateway: press 0 during the welcome, talk, hang up."""
+               caller: str | None = None,
+               steps: list[tuple[int, str]] | None = None) -> SippProcess:
+    """PSTN caller(s) on ``pref``'s gateway: press 0 during the welcome (or key ``steps``:
+    pause ms, digits), talk, hang up."""
     p = inv.prefecture(pref)
     scenario = write_scenario(workdir, f"call-{pref}", dtmf_scenario(
-        [(3800, "0")], pcap_dir=workdir / f"pcaps-{pref}", hold_ms=hold_ms,
+        steps or [(3800, "0")], pcap_dir=workdir / f"pcaps-{pref}", hold_ms=hold_ms,
         speech_after=pcap("g711a.pcap")))  # the caller speaks once connected
     return SippProcess(scenario=scenario, workdir=workdir / pref,
                        local_ip=str(p.pstn_gateway.a), remote=(str(p.gateway.a), 5060),

@@ -25,7 +25,7 @@ from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.services.collector import Collector, CollectorConfig
 from pbxctl.services.tts import check_audio
 from tests.conftest import management_ami
-from tests.integration.conftest import Center, connected, place_call
+from tests.integration.conftest import Center, agent_hangs_up, connected, place_call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg]
 
@@ -97,14 +97,16 @@ def test_no_ready_agent_overflows_to_the_supervisors(
     assert sup_phone.wait().successful == 1
 
 
-def test_database_outage_during_calls_loses_no_call_record_or_recording(
+def test_database_outage_during_20_calls_loses_no_call_record_or_recording(
         center: Center, short_tmp: Path) -> None:
-    """PostgreSQL is stopped while calls run and started again: every call still connects,
-    and afterwards call records = calls and index rows = recording files, exactly."""
+    """PostgreSQL is killed while 20 calls run and started again: every one of the 20 calls
+    reaches an agent (20 AgentConnect events), and afterwards there are exactly 20 call records
+    at the gateway and at the province, 20 answered, 20 recording rows and 20 files."""
     inv, province, phones = center.inv, center.province, center.phones
-    calls = 6
+    calls = 20
+    agent = agent_hangs_up(short_tmp / "scenarios", talk_ms=2500)
     for seat in ("hz-a001", "hz-a002", "zj-sup01"):
-        phones.login(seat, calls=calls)
+        phones.login(seat, calls=calls, scenario=agent)
     cluster = PostgresCluster(root=short_tmp / "pg", port=free_port("127.0.0.1"))
     endpoint = cluster.start()
     store = Store(config=StoreConfig(conninfo=endpoint.conninfo(), retry_after=0.5))
@@ -119,18 +121,21 @@ def test_database_outage_during_calls_loses_no_call_record_or_recording(
     try:
         for t in threads:
             t.start()
-        with ami.subscribe() as events:
-            caller = place_call(inv, "HZ", short_tmp / "callers", hold_ms=3000, calls=calls,
-                           rate=0.3, concurrent=3)
+        with ami.subscribe(keep=lambda m: m.get("Event") == "AgentConnect") as events:
+            # Callers stay until the agent hangs up (hold_ms=None: wait for the BYE), so a
+            # call that never reached a seat ends as a SIPp failure, not a success.
+            caller = place_call(inv, "HZ", short_tmp / "callers", hold_ms=None, calls=calls,
+                                rate=1.0, concurrent=3)
             caller.start()
-            for _ in range(2):
-                connected(events)
+            agents = [connected(events) for _ in range(2)]
             cluster.kill()  # the database goes away in the middle of the run
-            for _ in range(2):
-                connected(events)  # calls keep connecting and being recorded meanwhile
+            agents += [connected(events) for _ in range(3)]  # calls go on meanwhile
             cluster.start()
             result = caller.wait()
+            agents += [connected(events) for _ in range(calls - len(agents))]
+            assert events.drain() == [] and events.dropped == 0  # no 21st connection
         assert (result.successful, result.failed) == (calls, 0)
+        assert len({a["Uniqueid"] for a in agents}) == calls  # 20 distinct callers connected
         for ast in sites:  # one record per call at the gateway and at the province
             wait_until(functools.partial(_has_calls, store, ast.name, calls), timeout=60,
                        what=f"all call records of {ast.name} collected after the outage")
@@ -138,7 +143,8 @@ def test_database_outage_during_calls_loses_no_call_record_or_recording(
                                  "AND answered_at IS NOT NULL ORDER BY uniqueid")
         files = sorted(p.name for p in (province.spool / "monitor").glob("*.wav"))
         rows = list_recordings(store, site="zj-pbx")
-        assert len(answered) >= 4  # at least those seen connecting around the outage
+        assert len(answered) == calls
+        assert len(rows) == calls and len(files) == calls
         assert sorted(r.uniqueid for r in rows) == sorted(str(a[0]) for a in answered)
         assert sorted(Path(r.path).name for r in rows) == files
         assert all(r.status == "ok" and verify(r).ok for r in rows)

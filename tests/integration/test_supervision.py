@@ -52,9 +52,17 @@ def test_status_shows_the_live_call_and_a_supervisor_listens_in(
                        for c in by_site["zj-pbx"]["channels"])
             assert any(c["bridged"] for c in by_site["hz-gw"]["channels"])
 
-            # An agent cannot use the supervisor codes …
-            refused = phones.dial("hz-a002", "*11101", hold_ms=1000).run()
-            assert (refused.successful, refused.failed) == (0, 1)
+            # An agent cannot use the supervisor codes: authenticated, the PBX answers 404
+            # (no such number in the seats' context) — not 401/403, which would mean the
+            # agent's own credentials failed …
+            refused = phones.dial_refused("hz-a002", "*11101", code=404).run()
+            assert (refused.successful, refused.failed) == (1, 0), refused.errors[-500:]
+            # … while the same agent, same credentials, reaches a number seats may dial:
+            # the supervisor's desk phone answers it.
+            desk = phones.login("zj-sup01", in_queue=False)
+            allowed = phones.dial("hz-a002", "8001", hold_ms=1000).run()
+            assert (allowed.successful, allowed.failed) == (1, 0), allowed.errors[-500:]
+            assert desk.wait().successful == 1
             # … a supervisor can.
             spy = phones.dial("zj-sup01", "*11101", hold_ms=3000)
             spy.start()
