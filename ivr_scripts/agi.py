@@ -31,6 +31,9 @@ MAX_LINE = 8192
 MAX_ENV_LINES = 128
 _RE_CODE = re.compile(r"^(\d{3})[ -](.*)$")
 _RE_KV = re.compile(r"(?P<key>\w+)=(?P<value>[^\s]*)\s*(?:\((?P<data>[^)]*)\))?")
+# "200 result=1 (<value>)" with nothing after the data: the data is everything up to the
+# last ")" — GET VARIABLE's value may itself hold ")" or " x=y" (res_agi writes it verbatim).
+_RE_RESULT_DATA = re.compile(r"^result=(?P<value>-?\d+) \((?P<data>.*)\)$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,]*\))?$")
 
@@ -176,8 +179,12 @@ class AgiSession(AGI):  # type: ignore[misc]
         code, rest = int(m.group(1)), m.group(2)
         if code == 200:
             result: dict[str, tuple[str, str]] = {"result": ("", "")}
-            for key, value, data in _RE_KV.findall(rest):
-                result[key] = (value, data)
+            whole = _RE_RESULT_DATA.match(rest)
+            if whole:
+                result["result"] = (whole["value"], whole["data"])
+            else:
+                for key, value, data in _RE_KV.findall(rest):
+                    result[key] = (value, data)
             value, data = result["result"]
             if data == "hangup" or (value == "-1" and self.hung_up):
                 raise AgiHangup("channel hung up during the command")

@@ -76,6 +76,11 @@ class PromptCatalog:
             threading.Thread(target=self._refresh, name="catalog-refresh", daemon=True).start()
         return self._snap
 
+    @property
+    def refreshing(self) -> bool:
+        """A refresh is running now (health checks and tests wait on it, not on the clock)."""
+        return self._lock.locked()
+
     def age_ms(self) -> int:
         """How old the snapshot calls get now (-1: none yet); asking starts a refresh when
         one is due, so a health ping keeps the catalogue fresh on an idle server too."""

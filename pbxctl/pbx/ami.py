@@ -222,8 +222,10 @@ class AmiClient:
             if not sep:
                 continue
             key = key.strip()
-            # Command output keeps its indentation (parsers of CLI tables depend on it).
-            value = value[1:] if key == "Output" and value.startswith(" ") else value.strip()
+            # Only the one space after the colon is the protocol's: a value keeps its own
+            # leading/trailing blanks (a Getvar of "  x  " is "  x  "; command output keeps
+            # its indentation, which parsers of CLI tables depend on).
+            value = value[1:] if value.startswith(" ") else value
             # Repeated keys (Output:, ChanVariable:) are joined, not lost.
             msg[key] = f"{msg[key]}\n{value}" if key in msg else value
         return msg

@@ -30,7 +30,7 @@ from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store, StoreConfig
 from pbxctl.lab.sandbox.asterisk import AsteriskInstance
 from pbxctl.lab.sandbox.postgres import PostgresCluster
-from pbxctl.lab.sandbox.sipp import SippProcess, SippResult
+from pbxctl.lab.sandbox.sipp import SippProcess
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.ops.publish import publish
 from pbxctl.pbx.ami import AmiClient, Message, Subscription
@@ -61,13 +61,15 @@ class Lab:
     def ami(self, ast: AsteriskInstance) -> AmiClient:
         return management_ami(ast, str(self.inv.province.cti.a))
 
-    def caller(self, name: str, steps: list[tuple[int, str]], hold_ms: int) -> SippProcess:
+    def caller(self, name: str, steps: list[tuple[int, str]], hold_ms: int, *,
+               calls: int = 1, rate: float = 1.0) -> SippProcess:
         hz = self.inv.prefecture("HZ")
         scenario = write_scenario(self.workdir, name, dtmf_scenario(
             steps, pcap_dir=self.workdir / f"{name}-pcaps", hold_ms=hold_ms))
         return SippProcess(scenario=scenario, workdir=self.workdir / name,
                            local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
-                           service=hz.dids[0], timeout=90, keys={"caller": "057188880000"})
+                           service=hz.dids[0], timeout=90, keys={"caller": "057188880000"},
+                           calls=calls, rate=rate, concurrent=calls if calls > 1 else None)
 
 
 @pytest.fixture
@@ -237,31 +239,33 @@ def test_server_killed_mid_session_continues_on_the_local_fallback(
     assert result.successful == 1 and result.failed == 0, result
 
 
-def test_database_stopped_mid_run_apology_and_agent_zero_dropped(
+def test_database_stopped_under_20_bill_calls_each_gets_the_apology_and_an_agent(
         lab: Lab, agi_process: subprocess.Popen[bytes], private_pg: PostgresCluster) -> None:
+    """PostgreSQL is killed while the first of 20 bill callers types the account: every one
+    of the 20 hears the apology and reaches the supervisors' queue, none is dropped."""
+    calls = 20
     gw_ami, pr_ami = lab.ami(lab.gw), lab.ami(lab.province)
-    results: list[SippResult] = []
-    services: list[Message] = []
     try:
         with gw_ami.subscribe() as gw_events, pr_ami.subscribe() as pr_events:
-            for i in range(2):
-                caller = _bill_call(lab, f"dbdown{i}")
-                caller.start()
-                if i == 0:  # stop PostgreSQL while the first caller types the account
-                    gw_events.wait_for(lambda m: m.get("Event") == "AGIExecStart"
-                                       and m.get("Command", "").startswith("GET DATA"),
-                                       timeout=30, what="bill handler waiting for digits")
-                    private_pg.kill()
-                services.append(gw_events.wait_for(
-                    lambda m: m.get("UserEvent") == "PbxctlService", timeout=40,
-                    what="PbxctlService"))
-                _queue_join(pr_events)
-                results.append(caller.wait())
+            caller = lab.caller("dbdown", [(lab.menu_at, "1"), (2500, ACCOUNT + "#")],
+                                hold_ms=8000, calls=calls, rate=2.0)
+            caller.start()
+            gw_events.wait_for(lambda m: m.get("Event") == "AGIExecStart"
+                               and m.get("Command", "").startswith("GET DATA"),
+                               timeout=30, what="bill handler waiting for digits")
+            private_pg.kill()  # before any caller's account has been looked up
+            services = [gw_events.wait_for(lambda m: m.get("UserEvent") == "PbxctlService",
+                                           timeout=40, what=f"PbxctlService {i + 1}/{calls}")
+                        for i in range(calls)]
+            joined = [_queue_join(pr_events) for _ in range(calls)]
+            result = caller.wait()
     finally:
         gw_ami.close()
         pr_ami.close()
-    assert [s["Result"] for s in services] == ["store-unavailable"] * 2
+    assert len({s["Uniqueid"] for s in services}) == calls
+    assert [s["Result"] for s in services] == ["store-unavailable"] * calls
     assert all(s["Status"] == "OK" and s["Next"] == "agent" for s in services)
-    assert [(r.successful, r.failed) for r in results] == [(1, 0), (1, 0)]
+    assert len({j["Uniqueid"] for j in joined}) == calls
+    assert (result.successful, result.failed) == (calls, 0), result
     played = (lab.gw.root / "log" / "full").read_text()
-    assert played.count("/apology/current") == 2
+    assert played.count("/apology/current") == calls

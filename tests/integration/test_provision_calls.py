@@ -7,6 +7,8 @@ survivable server's queue lss-HZ.
 
 from __future__ import annotations
 
+import re
+import wave
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,14 +137,30 @@ def test_fastagi_and_province_down_still_reach_the_local_queue(
 
 def test_fastagi_down_province_up_plays_local_welcome_and_reaches_province_queue(
         small_inventory_path: Path, site_factory: SiteFactory, short_tmp: Path) -> None:
-    """Losing the CTI server is not losing the province PBX: agents keep getting calls."""
+    """Losing the CTI server is not losing the province PBX: agents keep getting calls.
+    The caller hears the gateway's own copy of the default welcome (not the hold prompt
+    that stands in when no copy is on disk), after both CTI paths were tried."""
     inv = load_inventory(small_inventory_path)
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
     province = site_factory(inv, secrets, "zj-pbx")
-    gw = site_factory(inv, secrets, "hz-gw")
+    gw = site_factory(inv, secrets, "hz-gw", verbose_log=True)
+    welcome = short_tmp / "hz-gw" / "sounds" / "pbxctl" / "welcome-default" / "current.wav"
+    welcome.parent.mkdir(parents=True, exist_ok=True)
+    _silence_wav(welcome, seconds=2.0)
     joined, result = _call_into_province(inv, province, gw, short_tmp)
     assert joined["Queue"] == "acd-supervisors"
     assert result.successful == 1, result
     log = (gw.root / "log" / "messages").read_text()
     assert log.count(f"agi://{inv.province.cti.a}:{inv.province.cti_port}/welcome") >= 1
     assert f"agi://{inv.province.cti.b}:{inv.province.cti_port}/welcome" in log  # path B tried
+    played = re.findall(r"Playing '([^']+)'", (gw.root / "log" / "full").read_text())
+    assert played and played[0].startswith(str(welcome.with_suffix(""))), played
+    assert not any("pls-hold-while-try" in p for p in played), played
+
+
+def _silence_wav(path: Path, *, seconds: float) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * int(8000 * seconds))

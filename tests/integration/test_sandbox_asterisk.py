@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -68,13 +67,13 @@ def test_every_path_is_under_the_root(short_tmp: Path) -> None:
 def test_boot_failure_raises_with_log_tail_not_a_hang(short_tmp: Path) -> None:
     ast = AsteriskInstance(name="bad", root=short_tmp / "c", configs=MINIMAL,
                            extra_modules=("no_such_module_pbxctl",))
-    started = time.monotonic()
+    # A long boot timeout: "exited during boot" can only come from noticing the process
+    # died; a start that hung until its timeout would say "not fully booted" instead.
     with pytest.raises(ServiceStartError) as exc:
-        ast.start(timeout=20)
+        ast.start(timeout=120)
     assert "exited during boot" in str(exc.value)
     assert "\n" not in str(exc.value)  # one line; the log tail is the detail
     assert "no_such_module_pbxctl" in exc.value.detail  # the log tail names the culprit
-    assert time.monotonic() - started < 20
     assert ast.pid is None
 
 

@@ -26,23 +26,30 @@ def test_migrate_is_idempotent_and_rows_round_trip(store: Store) -> None:
                      "caller": "0571'; DROP TABLE agi_calls; --", "outcome": "hello-world"}]
 
 
-def test_store_on_a_dead_port_fails_fast_with_a_typed_error() -> None:
+def test_store_on_a_dead_port_gives_up_at_its_connect_timeout_with_a_typed_error() -> None:
     s = Store(config=StoreConfig(conninfo="host=127.0.0.1 port=1 dbname=x user=x",
                                  connect_timeout=1))
-    with pytest.raises(StoreUnavailable, match="not reachable"):
+    with pytest.raises(StoreUnavailable, match=r"not reachable within 1s \(host=127.0.0.1 "):
         s.open()
 
 
-def test_store_fails_fast_while_marked_down() -> None:
+def test_a_store_marked_down_answers_without_asking_the_pool_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     s = Store(config=StoreConfig(conninfo="host=127.0.0.1 port=1 dbname=x user=x",
                                  connect_timeout=1, retry_after=60))
     s.open(wait=False)
+    pool = s._conn()
+    asked: list[object] = []
+    real = pool.connection
+    monkeypatch.setattr(pool, "connection", lambda **kw: asked.append(kw) or real(**kw))
     try:
         with pytest.raises(StoreUnavailable) as first:
             s.execute("SELECT 1")
         assert "marked down" not in first.value.message
+        assert len(asked) == 1  # the first caller waited on the pool (up to connect_timeout)
         with pytest.raises(StoreUnavailable, match="database marked down"):
-            s.execute("SELECT 1")  # no second wait on the pool: callers are not held up
+            s.execute("SELECT 1")
+        assert len(asked) == 1  # the second was answered at once: no second wait
         assert s.marked_down
     finally:
         s.close()

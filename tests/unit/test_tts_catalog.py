@@ -13,6 +13,7 @@ import pytest
 from ivr_scripts import phrases
 from ivr_scripts.catalog import PromptCatalog, Snapshot, choose_welcome
 from pbxctl.core.errors import StoreUnavailable
+from pbxctl.core.procs import wait_until
 from pbxctl.core.words import money_words, speakable
 from pbxctl.data.prompts import Rule
 from pbxctl.lab.sandbox.sipp import PCAP_DIR
@@ -155,18 +156,41 @@ def test_welcome_rules() -> None:
     assert choose_welcome(None, prefecture="HZ", caller="", now=NOW) == "welcome-default/current"
 
 
-def test_catalog_keeps_last_snapshot_when_the_store_fails() -> None:
-    calls = {"n": 0}
+def test_catalog_keeps_last_snapshot_when_the_store_fails_and_takes_a_new_one_after() -> None:
+    """Deterministic: the test waits for each background refresh to have run (an event set
+    by the loader), never on the clock or on thread scheduling luck."""
+    state = {"up": True, "version": 1}
+    ran = threading.Semaphore(0)
 
     def load() -> tuple[list[Rule], dict[str, int]]:
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise StoreUnavailable("down")
-        return [_rule(1, "welcome-default")], {"welcome-default": 1}
+        try:
+            if not state["up"]:
+                raise StoreUnavailable("down")
+            return [_rule(1, "welcome-default")], {"welcome-default": state["version"]}
+        finally:
+            ran.release()
 
     cat = PromptCatalog(load=load, ttl=0.0)
-    first = cat.snapshot()
-    assert first is not None and cat.snapshot() is first
+    assert cat.prime()
+    assert ran.acquire(timeout=10)
+    first = cat.snapshot()  # ttl 0: this also starts a background refresh
+    assert first is not None and first.versions == {"welcome-default": 1}
+    assert ran.acquire(timeout=10)
+    wait_until(lambda: not cat.refreshing, timeout=10, what="the refresh to finish")
+    state["up"] = False
+    assert cat.snapshot() is not None  # starts a refresh that fails
+    assert ran.acquire(timeout=10)
+    wait_until(lambda: not cat.refreshing, timeout=10, what="the failed refresh to finish")
+    kept = cat.snapshot()
+    assert kept is not None and kept.versions == {"welcome-default": 1}  # the last good one
+    assert ran.acquire(timeout=10)
+    wait_until(lambda: not cat.refreshing, timeout=10, what="the failed refresh to finish")
+    state["up"], state["version"] = True, 2
+    cat.snapshot()  # the store is back: the next refresh replaces the snapshot
+    assert ran.acquire(timeout=10)
+    wait_until(lambda: not cat.refreshing and cat.snapshot() is not None
+               and cat.snapshot().versions == {"welcome-default": 2},  # type: ignore[union-attr]
+               timeout=10, what="the new snapshot")
 
 
 def test_dtmf_pcaps_renumbered_into_one_monotonic_stream(tmp_path: Path) -> None:
