@@ -6,6 +6,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,12 @@ def test_a_store_marked_down_answers_without_asking_the_pool_again(
     pool = s._conn()
     asked: list[object] = []
     real = pool.connection
-    monkeypatch.setattr(pool, "connection", lambda **kw: asked.append(kw) or real(**kw))
+
+    def counting(**kw: Any) -> Any:
+        asked.append(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(pool, "connection", counting)
     try:
         with pytest.raises(StoreUnavailable) as first:
             s.execute("SELECT 1")
