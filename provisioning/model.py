@@ -67,6 +67,13 @@ class Options:
     # AMI: besides the CTI hosts and the site itself, these management hosts (an NMS, the
     # lab's drill nodes) may sign in as the operations user. Exact addresses, no networks.
     ami_permit: tuple[IPv4Address, ...] = ()
+    # The call-time relay beside each gateway/LSS (pbxctl/services/relay.py): how long a
+    # caller may wait on the CTI — to connect on one path, for the CTI's next command once
+    # Asterisk answered the last, and for a whole AGI session. Defaults: docs/survivability.md.
+    cti_connect_timeout_ms: int = 250
+    cti_command_timeout_ms: int = 1500
+    cti_session_budget_s: int = 300
+    relay_port: int = 4574
 
 
 @dataclass(frozen=True)

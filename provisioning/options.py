@@ -39,6 +39,17 @@ def options(c: Checker, d: LocDict | None, path: str) -> Options:
         failback_rule=_failback_rule(c, d, f"{path}.failback_rule", dflt.failback_rule),
         failback_window=_failback_window(c, d, f"{path}.failback_window"),
         ami_permit=_addresses(c, d, "ami_permit", f"{path}.ami_permit"),
+        cti_connect_timeout_ms=c.number(d, "cti_connect_timeout_ms",
+                                        f"{path}.cti_connect_timeout_ms", lo=20, hi=10000,
+                                        default=dflt.cti_connect_timeout_ms, kind=int),
+        cti_command_timeout_ms=c.number(d, "cti_command_timeout_ms",
+                                        f"{path}.cti_command_timeout_ms", lo=100, hi=60000,
+                                        default=dflt.cti_command_timeout_ms, kind=int),
+        cti_session_budget_s=c.number(d, "cti_session_budget_s", f"{path}.cti_session_budget_s",
+                                      lo=10, hi=7200, default=dflt.cti_session_budget_s,
+                                      kind=int),
+        relay_port=c.number(d, "relay_port", f"{path}.relay_port", lo=1, hi=65535,
+                            default=dflt.relay_port, kind=int),
     )
 
 

@@ -25,11 +25,11 @@ EXIT_INTERRUPTED = 130
 # started as `pbxctl uplink run` does not load thirteen other command modules and what they
 # import — a few MB per process, ~95 daemons in a whole-province lab.
 MODULES = ("lab", "cti", "db", "provision", "prompts", "tts", "status", "calls", "orders",
-           "survive", "uplink", "drill", "host")
+           "survive", "uplink", "drill", "host", "relay")
 NOUN_MODULE = {"lab": "lab", "agi": "cti", "esl": "cti", "db": "db", "provision": "provision",
                "prompts": "prompts", "tts": "tts", "status": "status", "calls": "calls",
                "recordings": "calls", "orders": "orders", "survive": "survive",
-               "uplink": "uplink", "drill": "drill", "host": "host"}
+               "uplink": "uplink", "drill": "drill", "host": "host", "relay": "relay"}
 
 # Old spellings, kept for one release: old noun → (new noun, verb inserted after it, or None
 # when the old word is replaced by "noun verb"). Hidden from --help.
