@@ -81,6 +81,10 @@ def _print_report(env: Env, report: Any, checks: list[tuple[str, str, bool]]) ->
     for name, want, ok in checks:
         mark = "[green]met[/]" if ok else "[red]MISSED[/]"
         env.out.print(f"  target {name}: {want} — {mark}")
+    if report.relay:
+        env.out.print("  relay: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                             for k, v in sorted(report.relay.items())),
+                      markup=False, highlight=False)
     for note in report.notes:
         env.out.print(f"  note: {note}", markup=False, highlight=False)
 

@@ -87,6 +87,9 @@ class DrillReport:
     mode_switches: int
     served_by: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The gateway's call-time relay during the drill: its counters' increase (deadline hits,
+    # sessions it answered itself); empty when the gateway has no relay.
+    relay: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,6 +184,7 @@ def run_drill(state: NetState, plan: DrillPlan, *, workdir: Path, gateway: str,
     client = AmiClient(**gw["ami"])
     client.connect()
     cuts = _fault_links(state, plan)
+    relay_before = relay_counters(state, gateway)
     try:
         with Recorder(client, Timeline()) as events:
             sipp.start()
@@ -198,11 +202,32 @@ def run_drill(state: NetState, plan: DrillPlan, *, workdir: Path, gateway: str,
             finally:
                 sipp.stop()
             time.sleep(0.5)  # the last DialEnd/Hangup events are already on their way
-            return build_report(state, plan, events, log_file, fault_at=fault_at,
-                                restored_at=restored_at, placed=calls)
+            report = build_report(state, plan, events, log_file, fault_at=fault_at,
+                                  restored_at=restored_at, placed=calls)
+            after_counts = relay_counters(state, gateway)
+            report.relay = {k: v - relay_before.get(k, 0) for k, v in after_counts.items()
+                            if v - relay_before.get(k, 0)}
+            return report
     finally:
         _apply(state, plan, cuts, up=True)
         client.close()
+
+
+def relay_counters(state: NetState, gateway: str) -> dict[str, int]:
+    """The counters of the relay beside ``gateway`` (asked inside its namespace), or {}."""
+    import json
+    import sys
+
+    from pbxctl.lab.sandbox.netns import ns_exec
+
+    node = state.sites[gateway]["node"]
+    res = subprocess.run([*ns_exec(state.ns(node)), sys.executable, "-m", "pbxctl", "relay",
+                          "status", "--json", "--timeout", "3"],
+                         capture_output=True, text=True, timeout=20, check=False)
+    if res.returncode != 0:
+        return {}
+    counters = json.loads(res.stdout.splitlines()[-1]).get("counters", {})
+    return {str(k): int(v) for k, v in counters.items()}
 
 
 def _sleep_until(t: float) -> None:

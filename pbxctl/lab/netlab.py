@@ -302,6 +302,13 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
             root / "ivr" / p.code.lower() / "agi.log", "listening on",
             f"the IVR of {p.code} (FastAGI on its replica)",
             env={**os.environ, "PBXCTL_CONFIG": ivr["config"]}))
+    for p in chosen:  # the call-time relay beside each gateway: no caller waits on the WAN
+        gw_name = p.gateway.name
+        batch.append(Daemon(
+            f"relay:{gw_name}", [*ns_exec(net.ns(site_nodes[gw_name])), *py, "relay", "serve",
+                                 "--inventory", state.inventory, "--site", gw_name],
+            root / "relay" / f"{gw_name}.log", "relay listening on",
+            f"the call-time relay of {gw_name}", env=env))
     batch.append(Daemon("dispatcher", [*ns_exec(pbx_ns), *py, "orders", "dispatcher"],
                         root / "dispatcher" / "dispatcher.log", "dispatcher running",
                         "the work-order dispatcher", env=env))
@@ -315,7 +322,8 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
                       if not k.startswith(("watcher:", "ivr:"))}
     keep()
     progress(f"survivability watchers on {len(chosen)} gateway(s) (failback hold-down "
-             f"{state.hold_down:g} s), call-record collectors on {len(site_nodes)} PBX(s), "
+             f"{state.hold_down:g} s) and call-time relays on {len(chosen)} gateway(s), "
+             f"call-record collectors on {len(site_nodes)} PBX(s), "
              f"work-order dispatcher beside {inv.province.pbx.name}")
     state.phones = start_daemons([phone_keeper(root, node, net.ns(node), specs, sec)
                                   for node, (_, specs) in plan.items()])

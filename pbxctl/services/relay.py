@@ -96,6 +96,7 @@ class Relay:
         self._allow = [ipaddress.ip_network(a, strict=False) for a in settings.allow]
         self._server: asyncio.Server | None = None
         self._sessions = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._prober: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -118,7 +119,10 @@ class Relay:
                 await self._prober
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            for task in list(self._tasks):  # running sessions end now: Asterisk goes local
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
 
     def status(self) -> dict[str, object]:
         return {"sessions": self._sessions, "counters": dict(self.stats),
@@ -144,13 +148,19 @@ class Relay:
             ast_w.close()
             return
         self._sessions += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
             await self._session(ast_r, ast_w)
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError, OSError) as exc:
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, OSError,
+                TimeoutError) as exc:
             self.stats["broken"] += 1
-            log.info("session ended early: %s", exc)
+            log.info("session ended early: %s", exc or type(exc).__name__)
         finally:
             self._sessions -= 1
+            if task is not None:
+                self._tasks.discard(task)
             ast_w.close()
 
     async def _session(self, ast_r: asyncio.StreamReader, ast_w: asyncio.StreamWriter) -> None:
@@ -204,8 +214,12 @@ class Relay:
             self.stats["answered_locally"] += 1
             log.warning("CTI %s: %s deadline passed; the gateway goes on locally",
                         path.target.name, hit.kind)
+            # A CTI that stops answering is not asked by the next caller either, on any path
+            # (both paths lead to the same server: a frozen process is frozen on both); the
+            # prober puts each path back once a whole ping session runs there again.
+            for each in self.paths:
+                self._mark(each, up=False)
             if not sent_any:  # nothing ran yet: the dialplan's usual "CTI failed" branch
-                self._mark(path, up=False)
                 await self._answer(ast_r, ast_w, {V.STATUS: V.STATUS_FAIL,
                                                   V.FAIL_REASON: "cti-timeout",
                                                   RELAY_VAR: hit.kind})
