@@ -28,6 +28,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -71,6 +72,22 @@ class RelaySettings:
     allow: tuple[str, ...] = ("127.0.0.0/8",)
     probe_interval_s: float = 1.0
     max_sessions: int = 10000
+
+
+async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write; wait for the socket only when its buffer is large (a line-at-a-time protocol
+    would otherwise pay a trip through the event loop per line)."""
+    writer.write(data)
+    if writer.transport.get_write_buffer_size() > 65536:
+        await writer.drain()
+
+
+def _nodelay(writer: asyncio.StreamWriter) -> None:
+    """Small request/response lines: Nagle would hold one back waiting for an ACK."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class DeadlineHit(Exception):
@@ -148,6 +165,7 @@ class Relay:
             ast_w.close()
             return
         self._sessions += 1
+        _nodelay(ast_w)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -187,10 +205,10 @@ class Relay:
                                               RELAY_VAR: "connect"})
             return
         cti_r, cti_w, path = cti
+        _nodelay(cti_w)
         sent_any = False
         try:
-            cti_w.write(b"".join(env))
-            await cti_w.drain()
+            await _send(cti_w, b"".join(env))
             while True:
                 left = budget_end - time.monotonic()
                 if left <= 0:
@@ -204,8 +222,7 @@ class Relay:
                     self.stats["relayed"] += 1
                     return  # the CTI ended the session: Asterisk sees the close, as direct
                 sent_any = True
-                ast_w.write(command)
-                await ast_w.drain()
+                await _send(ast_w, command)
                 if not await self._pass_reply(ast_r, cti_w, budget_end):
                     self.stats["caller_gone"] += 1
                     return
@@ -243,8 +260,7 @@ class Relay:
                 raise DeadlineHit("session") from None
             if not line:
                 return False
-            cti_w.write(line)
-            await cti_w.drain()
+            await _send(cti_w, line)
             if line.strip() == b"HANGUP" or line.startswith(b"520-"):
                 continue
             return True

@@ -4,7 +4,8 @@ that stream RTP for their whole length. Plus what no drill shows: a dead trunk p
 by qualify, and an INVITE a frozen province would otherwise deliver as a ghost call.
 
 The lab's inventory sets ``rtp_timeout: 4``: a call whose audio died would be torn down
-within the 8 s outage, so "no established call dropped" also proves the audio kept flowing.
+within the 20 s outage, so "no established call dropped" also proves the audio kept flowing.
+Every drill runs with the CLI's default parameters; the targets are literals in this file.
 """
 
 from __future__ import annotations
@@ -100,21 +101,26 @@ def _settled(state: NetState) -> None:
 
 
 def _drill(environ: dict[str, str], *argv: str) -> dict[str, Any]:
-    code, out = _cli("drill", "run", *argv, "--prefecture", "HZ", "--rate", "2", "--hold", "14",
-                     "--before", "6", "--outage", "8", "--json", environ=environ)
+    """A drill with the CLI's default parameters (20 s outage, callers holding 20 s: the
+    hard case, a fault longer than a caller's patience, is in)."""
+    code, out = _cli("drill", "run", *argv, "--prefecture", "HZ", "--json", environ=environ)
     report: dict[str, Any] = json.loads(out)
     print(json.dumps(report, indent=1))  # the numbers, in the test log
     assert code == (0 if all(ok for _, _, ok in report["targets"]) else 1)
     return report
 
 
-def _drill_meeting_targets(lab: tuple[dict[str, str], NetState], *argv: str
-                           ) -> dict[str, Any]:
+def _run(lab: tuple[dict[str, str], NetState], *argv: str) -> dict[str, Any]:
     environ, state = lab
     _settled(state)
     report = _drill(environ, *argv)
-    missed = [name for name, _, ok in report["targets"] if not ok]
-    assert missed == [], report
+    # The targets, written here (not taken from pbxctl's own targets()): loosening the
+    # product's check must not loosen the test.
+    assert report["baseline_setup_s"] is not None, report["notes"]
+    assert not any("SIPp logged" in n for n in report["notes"]), report["notes"]
+    assert report["detect_s"] is not None and report["detect_s"] <= 3.0, report
+    assert report["failed_new_calls"] == 0, report["notes"]
+    assert report["slow_after_detection"] == 0, report
     return report
 
 
@@ -130,34 +136,41 @@ def test_the_lab_puts_each_site_in_its_own_namespace(
 
 def test_switch_a_dying_fails_no_call_and_drops_no_established_call(
         lab: tuple[dict[str, str], NetState]) -> None:
-    report = _drill_meeting_targets(lab, "link-down", "--switch", "a")
-    assert report["dropped_established"] == 0 and report["failed_new_calls"] == 0
+    report = _run(lab, "link-down", "--switch", "a")
+    assert report["dropped_established"] == 0
     assert report["served_by"] == {"province": report["calls"]}  # never needed the LSS
     assert report["failback_s"] is not None  # primary links used again
 
 
 def test_a_wan_cut_goes_survivable_and_fails_back_after_the_hold_down(
         lab: tuple[dict[str, str], NetState]) -> None:
-    report = _drill_meeting_targets(lab, "wan-cut")
+    report = _run(lab, "wan-cut")
     served = report["served_by"]
     assert isinstance(served, dict) and served.get("lss", 0) > 0 and served.get("province")
     # Calls that were talking to the province lost it: dead audio, torn down, not left on.
     assert report["dropped_established"] > 0
     assert report["dead_audio_teardown_s"] is not None
+    assert report["dead_audio_teardown_s"] <= 4 + 2  # the lab's rtp_timeout + 2 s
+    assert report["failback_s"] is not None and report["failback_s"] <= HOLD_DOWN + 3
     assert report["mode_switches"] == 2
 
 
 def test_a_flapping_wan_switches_once_each_way(
         lab: tuple[dict[str, str], NetState]) -> None:
-    report = _drill_meeting_targets(lab, "flap", "--flaps", "3", "--period", "3")
+    report = _run(lab, "flap")
     assert report["mode_switches"] == 2
+    assert report["failback_s"] is not None and report["failback_s"] <= HOLD_DOWN + 3
 
 
-def test_a_hung_cti_is_bypassed_and_used_again_when_it_resumes(
+def test_a_cti_hung_for_20_s_is_bypassed_by_the_relay_and_used_again_when_it_resumes(
         lab: tuple[dict[str, str], NetState]) -> None:
-    report = _drill_meeting_targets(lab, "cti-hang")
-    assert report["detect_s"] is not None and report["failback_s"] is not None
+    report = _run(lab, "cti-hang")
+    assert report["dropped_established"] == 0
+    assert report["failback_s"] is not None and report["failback_s"] <= 3.0
     assert report["served_by"] == {"province": report["calls"]}  # the province never left
+    # The callers who met the frozen CTI were answered by the gateway's relay at its command
+    # deadline (not left in silence until the CTI woke up).
+    assert report["relay"].get("deadline_command", 0) >= 1, report["relay"]
 
 
 def test_an_invite_delayed_by_a_frozen_province_does_not_ring_anyone_later(
