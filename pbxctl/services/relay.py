@@ -185,7 +185,9 @@ class Relay:
         started = time.monotonic()
         first = await asyncio.wait_for(ast_r.readline(), ENV_TIMEOUT)
         if first == STATUS_REQUEST:
-            ast_w.write(json.dumps(self.status()).encode() + b"\n")
+            data = self.status()
+            data["sessions"] = self._sessions - 1  # not counting this status request
+            ast_w.write(json.dumps(data).encode() + b"\n")
             await ast_w.drain()
             return
         env = [first]
