@@ -7,7 +7,9 @@ that is not running is refused at once), and the relay forwards the session to t
 over path A or B under its own deadlines:
 
 - **connect**: each path gets ``connect_ms``; a path that failed is skipped (no wait at all)
-  until the prober has seen it answer again;
+  until the prober has seen it answer again; when every path is *silent* (no answer at all,
+  not even a refusal) the relay says so (``PBXCTL_RELAY=silent``): the province's network is
+  most likely gone, and the dialplan sends the call to the LSS at once;
 - **command**: once Asterisk has answered a command (or the session began) the CTI must send
   its next command within ``command_ms`` — a frozen CTI costs a caller that much, not the
   length of the freeze;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import json
 import logging
@@ -101,6 +104,10 @@ class PathState:
     target: Target
     up: bool = True  # optimistic at start: the first call finds out (bounded by connect_ms)
     since: float = field(default_factory=time.monotonic)
+    # Why it is down: "silent" (a connect that got no answer at all: the network or host is
+    # gone), "refused" (the host answered: no CTI listening) or "frozen" (a CTI that stopped
+    # sending commands).
+    why: str = ""
 
 
 class Relay:
@@ -202,9 +209,13 @@ class Relay:
         cti = await self._connect()
         if cti is None:
             self.stats["answered_locally"] += 1
+            # Every path silent (no SYN-ACK, no RST): the province's network is most likely
+            # gone, not only its CTI; the dialplan sends this call to the LSS at once rather
+            # than Dial a province that qualify has not yet called dead.
+            silent = all(p.why == "silent" for p in self.paths)
             await self._answer(ast_r, ast_w, {V.STATUS: V.STATUS_FAIL,
                                               V.FAIL_REASON: "cti-unreachable",
-                                              RELAY_VAR: "connect"})
+                                              RELAY_VAR: "silent" if silent else "connect"})
             return
         cti_r, cti_w, path = cti
         _nodelay(cti_w)
@@ -237,7 +248,7 @@ class Relay:
             # (both paths lead to the same server: a frozen process is frozen on both); the
             # prober puts each path back once a whole ping session runs there again.
             for each in self.paths:
-                self._mark(each, up=False)
+                self._mark(each, up=False, why="frozen")
             if not sent_any:  # nothing ran yet: the dialplan's usual "CTI failed" branch
                 await self._answer(ast_r, ast_w, {V.STATUS: V.STATUS_FAIL,
                                                   V.FAIL_REASON: "cti-timeout",
@@ -285,30 +296,39 @@ class Relay:
                                       PathState] | None:
         for path in [p for p in self.paths if p.up]:
             conn = await self._open(path.target)
-            if conn is not None:
+            if isinstance(conn, tuple):
                 return conn[0], conn[1], path
-            self.stats["deadline_connect"] += 1
-            self._mark(path, up=False)
+            self.stats["deadline_connect" if conn == "silent" else "refused_connect"] += 1
+            self._mark(path, up=False, why=conn)
         if not any(p.up for p in self.paths):
             self.stats["all_paths_down"] += 1
         return None
 
     async def _open(self, target: Target
-                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str:
+        """The connection, or why not: "silent" (no answer within the deadline) or
+        "refused" (an answer that was no)."""
         local = (target.source, 0) if target.source else None
         try:
             return await asyncio.wait_for(
                 asyncio.open_connection(target.host, target.port, limit=MAX_LINE,
                                         local_addr=local),
                 self.settings.deadlines.connect_ms / 1000)
-        except (TimeoutError, OSError) as exc:
+        except TimeoutError:
+            log.info("CTI %s (%s:%d): no answer to connect within %d ms", target.name,
+                     target.host, target.port, self.settings.deadlines.connect_ms)
+            return "silent"
+        except OSError as exc:
             log.info("CTI %s (%s:%d) not reached: %s", target.name, target.host, target.port,
-                     exc or type(exc).__name__)
-            return None
+                     exc)
+            return "silent" if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) \
+                else "refused"
 
-    def _mark(self, path: PathState, *, up: bool) -> None:
+    def _mark(self, path: PathState, *, up: bool, why: str = "") -> None:
+        path.why = "" if up else why
         if path.up != up:
-            log.warning("CTI path %s is %s", path.target.name, "up" if up else "down")
+            log.warning("CTI path %s is %s", path.target.name,
+                        "up" if up else f"down ({why})")
             path.up, path.since = up, time.monotonic()
 
     async def _probe_loop(self) -> None:
@@ -323,7 +343,7 @@ class Relay:
         """A whole ping session, as `pbxctl agi health` does: a CTI that accepts but whose
         handlers are frozen is not up."""
         conn = await self._open(target)
-        if conn is None:
+        if isinstance(conn, str):
             return False
         reader, writer = conn
         deadline = self.settings.deadlines.command_ms / 1000

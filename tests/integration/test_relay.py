@@ -173,6 +173,21 @@ def test_every_path_down_is_answered_at_once_with_the_failure_status(
         "SUCCESS", "FAIL", "cti-unreachable", "connect", "")
 
 
+def test_a_province_silent_on_every_path_is_named_so_the_call_can_go_to_the_lss(
+        bench: Callable[[list[Target]], Bench]) -> None:
+    listener, fillers, dead_port = syn_dropping_listener()
+    try:
+        b = bench([Target("cti-a", "127.0.0.1", dead_port)])
+        first, second = b.run("ok"), b.run("ok")
+    finally:
+        for s in [listener, *fillers]:
+            s.close()
+    # No SYN-ACK, no RST: not "the CTI refused" but "nothing answers there at all".
+    assert (first["Status"], first["Reason"], first["Relay"]) == (
+        "FAIL", "cti-unreachable", "silent")
+    assert (second["Status"], second["Relay"]) == ("FAIL", "silent")  # known, not re-tried
+
+
 def test_a_cti_frozen_before_its_first_command_gets_the_failure_status(
         bench: Callable[[list[Target]], Bench]) -> None:
     b = bench([CTI_A])
