@@ -123,6 +123,7 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
         if code is not None:
             return code
     targets = inventory_targets(Path(args.inventory), source=args.source)
+    deadlines = _deadlines(Path(args.inventory))
     if args.site:
         targets = [t for t in targets if t.site in args.site]
     links = [ResilientAmi(t, timeout=args.timeout) for t in targets]
@@ -138,6 +139,7 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
                 if args.watch and env.out.is_terminal:
                     env.out.clear()
                 env.out.print(time.strftime("pbxctl status %F %T"))
+                env.out.print(deadlines, markup=False, highlight=False)
                 for table in _tables(statuses):
                     env.out.print(table)
             if not args.watch or (args.count and frames >= args.count):
@@ -152,6 +154,16 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
                                 hint="is Asterisk running there, and does manager.conf "
                                      "permit this host?")
     return 0
+
+
+def _deadlines(inventory: Path) -> str:
+    """What a caller can wait on the CTI at most (the gateways' call-time relays)."""
+    from provisioning.inventory import load_inventory
+
+    o = load_inventory(inventory).province.options
+    return (f"CTI waits bounded by each gateway's relay (:{o.relay_port}): connect "
+            f"{o.cti_connect_timeout_ms} ms per path, next command {o.cti_command_timeout_ms} "
+            f"ms, session {o.cti_session_budget_s} s")
 
 
 def _argv_of(args: argparse.Namespace) -> list[str]:

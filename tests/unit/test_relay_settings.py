@@ -75,3 +75,12 @@ def test_status_reports_paths_and_counters_as_json() -> None:
     assert got == {"sessions": 0, "counters": {"deadline_command": 2},
                    "paths": {"cti-a": "up"}}
     json.dumps(got)  # what `relay status --json` prints
+
+
+def test_status_show_states_the_bound_a_caller_can_wait(small_inventory_path: Path) -> None:
+    # No PBX runs here: every site is unreachable (exit 1), but the header is printed first.
+    code, out, err = run("status", "show", "--inventory", str(small_inventory_path),
+                         "--site", "hz-gw", "--timeout", "1")
+    assert code != 0 and "unreachable" in err
+    assert ("CTI waits bounded by each gateway's relay (:4574): connect 250 ms per path, "
+            "next command 1500 ms, session 300 s") in out
