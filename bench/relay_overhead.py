@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.relay_overhead [--sessions 2000] [--held 5000]
 
 1. Latency, side by side in one run: a welcome-like AGI session (the CTI sends two SET
-   VARIABLEs and ends) against our real FastAGI server, alternately direct and through the
-   relay, from a client that speaks AGI exactly as Asterisk does (environment block, a
-   "200 result=1" per command). Printed: p50/p95/p99 per path and what the relay adds.
+   VARIABLEs and ends) against our real FastAGI server, round robin direct, through a relay
+   on uvloop (as `pbxctl relay serve` runs) and through one on asyncio's own loop, from a
+   client that speaks AGI exactly as Asterisk does (environment block, a "200 result=1" per
+   command). Printed: p50/p95/p99 per path and what each relay adds.
 2. Held sessions: ``--held`` sessions opened through a relay (running in its own process)
    to a CTI stand-in that sends one command and then keeps the session (a caller inside
    self-service); printed: the relay's RSS before and with them held, per session.
@@ -29,7 +30,7 @@ from ivr_scripts.fastagi import AgiServerConfig, FastAgiServer
 from ivr_scripts.registry import HandlerContext, Registry
 from pbxctl.core import chanvars as V
 from pbxctl.core.net import free_port
-from pbxctl.services.relay import Deadlines, Relay, RelaySettings, Target
+from pbxctl.services.relay import Deadlines, Relay, RelaySettings, Target, run_loop
 
 ENV = (b"agi_network: yes\nagi_network_script: welcome\nagi_request: agi://x/welcome\n"
        b"agi_channel: PJSIP/pstn-0001\nagi_uniqueid: bench.1\n\n")
@@ -57,26 +58,22 @@ def pct(xs: list[float], q: float) -> float:
     return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
 
 
-async def latency(cti_port: int, relay_port: int, n: int) -> None:
-    direct: list[float] = []
-    relayed: list[float] = []
-    for _ in range(20):  # warm both paths
-        await one_session(cti_port)
-        await one_session(relay_port)
-    for i in range(n):  # alternate, so both see the same machine state
-        if i % 2:
-            direct.append(await one_session(cti_port))
-            relayed.append(await one_session(relay_port))
-        else:
-            relayed.append(await one_session(relay_port))
-            direct.append(await one_session(cti_port))
-    print(f"welcome session, {n} each, alternating (ms):")
-    print(f"  {'path':<8} {'p50':>7} {'p95':>7} {'p99':>7}")
-    for name, xs in (("direct", direct), ("relay", relayed)):
-        print(f"  {name:<8} {statistics.median(xs):7.3f} {pct(xs, 0.95):7.3f} "
-              f"{pct(xs, 0.99):7.3f}")
-    print(f"  relay adds: p50 {statistics.median(relayed) - statistics.median(direct):+.3f} ms, "
-          f"p95 {pct(relayed, 0.95) - pct(direct, 0.95):+.3f} ms")
+async def latency(ports: dict[str, int], n: int) -> None:
+    times: dict[str, list[float]] = {name: [] for name in ports}
+    for _ in range(20):  # warm every path
+        for port in ports.values():
+            await one_session(port)
+    names = list(ports)
+    for i in range(n):  # round robin, rotated, so every path sees the same machine state
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            times[name].append(await one_session(ports[name]))
+    direct = times["direct"]
+    print(f"welcome session, {n} each, round robin (ms):")
+    print(f"  {'path':<16} {'p50':>7} {'p95':>7} {'p99':>7} {'adds p50':>9} {'adds p95':>9}")
+    for name, xs in times.items():
+        print(f"  {name:<16} {statistics.median(xs):7.3f} {pct(xs, 0.95):7.3f} "
+              f"{pct(xs, 0.99):7.3f} {statistics.median(xs) - statistics.median(direct):+9.3f} "
+              f"{pct(xs, 0.95) - pct(direct, 0.95):+9.3f}")
 
 
 # -- held sessions -------------------------------------------------------------------------
@@ -85,7 +82,8 @@ def raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def relay_process(port: int, cti_port: int, ready: EventType, held: bool = False) -> None:
+def relay_process(port: int, cti_port: int, ready: EventType, held: bool = False,
+                  plain: bool = False) -> None:
     raise_nofile()
     # Production deadlines for the latency run; generous ones when sessions are held.
     deadlines = (Deadlines(connect_ms=2000, command_ms=600000, session_s=3600) if held
@@ -99,7 +97,10 @@ def relay_process(port: int, cti_port: int, ready: EventType, held: bool = False
         ready.set()
         await asyncio.Event().wait()
 
-    asyncio.run(run())
+    if plain:
+        asyncio.run(run())
+    else:
+        run_loop(run())  # as `pbxctl relay serve` runs it (uvloop when installed)
 
 
 def rss_kib(pid: int) -> int:
@@ -164,18 +165,26 @@ def main() -> None:
     cti = FastAgiServer(registry=Registry([welcome]), context=HandlerContext(),
                         config=AgiServerConfig(host="127.0.0.1", port=free_port()))
     cti.start()
-    # The relay in its own process, as in production (its own interpreter, no GIL shared
-    # with this client or the CTI's threads).
-    port = free_port()
-    ready = multiprocessing.Event()
-    proc = multiprocessing.Process(target=relay_process, args=(port, cti.address[1], ready),
-                                   daemon=True)
-    proc.start()
-    ready.wait(30)
+    # The relays in their own processes, as in production (their own interpreter, no GIL
+    # shared with this client or the CTI's threads): on uvloop (as `relay serve` runs) and
+    # on asyncio's own loop.
+    ports = {"direct": cti.address[1]}
+    procs = []
+    for name, plain in (("relay (uvloop)", False), ("relay (asyncio)", True)):
+        port = free_port()
+        ready = multiprocessing.Event()
+        proc = multiprocessing.Process(target=relay_process,
+                                       args=(port, cti.address[1], ready, False, plain),
+                                       daemon=True)
+        proc.start()
+        ready.wait(30)
+        ports[name] = port
+        procs.append(proc)
     try:
-        asyncio.run(latency(cti.address[1], port, args.sessions))
+        asyncio.run(latency(ports, args.sessions))
     finally:
-        proc.terminate()
+        for proc in procs:
+            proc.terminate()
         cti.shutdown(grace=2)
     asyncio.run(held(args.held))
 

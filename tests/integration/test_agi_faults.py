@@ -35,6 +35,7 @@ from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.ops.publish import publish
 from pbxctl.pbx.ami import AmiClient, Message, Subscription
 from pbxctl.pbx.asterisk_show import contacts
+from pbxctl.services.relay import Relay, settings_for_site
 from pbxctl.services.tts import TtsCache
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
@@ -269,3 +270,55 @@ def test_database_stopped_under_20_bill_calls_each_gets_the_apology_and_an_agent
     assert (result.successful, result.failed) == (calls, 0), result
     played = (lab.gw.root / "log" / "full").read_text()
     assert played.count("/apology/current") == calls
+
+
+@pytest.fixture
+def relay_on_gateway(lab: Lab) -> Iterator[Relay]:
+    """The gateway's call-time relay, as `pbxctl relay serve --site hz-gw` runs it (the
+    gateway's dialplan asks 127.0.0.1:4574 first)."""
+    import asyncio
+    import threading
+
+    relay = Relay(settings_for_site(lab.inv, "hz-gw"))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(relay.start(), loop).result(10)
+    yield relay
+    asyncio.run_coroutine_threadsafe(relay.close(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+
+
+def test_cti_frozen_while_the_caller_types_gets_them_the_apology_and_an_agent(
+        lab: Lab, agi_process: subprocess.Popen[bytes], relay_on_gateway: Relay) -> None:
+    """The CTI process freezes (SIGSTOP: its sockets stay open, nothing answers) while a
+    bill caller types the account. Without the relay the caller would sit in silence until
+    the CTI woke up; with it, the session ends at the command deadline, the caller hears the
+    apology and reaches an agent while the CTI is still frozen."""
+    gw_ami, pr_ami = lab.ami(lab.gw), lab.ami(lab.province)
+    frozen = False
+    try:
+        with gw_ami.subscribe() as gw_events, pr_ami.subscribe() as pr_events:
+            caller = _bill_call(lab, "frozen")
+            caller.start()
+            gw_events.wait_for(lambda m: m.get("Event") == "AGIExecStart"
+                               and m.get("Command", "").startswith("GET DATA"),
+                               timeout=30, what="bill handler waiting for digits")
+            os.kill(agi_process.pid, signal.SIGSTOP)
+            frozen = True
+            service = gw_events.wait_for(lambda m: m.get("UserEvent") == "PbxctlService",
+                                         timeout=20, what="PbxctlService")
+            joined = _queue_join(pr_events)
+            assert agi_process.poll() is None  # still frozen, not dead: the relay did it
+            result = caller.wait()
+    finally:
+        if frozen:
+            os.kill(agi_process.pid, signal.SIGCONT)
+        gw_ami.close()
+        pr_ami.close()
+    assert (service["Service"], service["By"], service["Status"]) == ("bill", "province", "")
+    assert joined["Queue"] == "acd-supervisors"  # apology, then an agent
+    assert (result.successful, result.failed) == (1, 0), result
+    assert relay_on_gateway.stats["deadline_command"] == 1
+    assert "/apology/current" in (lab.gw.root / "log" / "full").read_text()
