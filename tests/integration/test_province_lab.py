@@ -11,6 +11,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,16 @@ def test_every_service_runs_and_every_phone_is_registered(lab: Lab) -> None:
                                       *(s["pid"] for s in st["services"].values()),
                                       *(k["pid"] for k in st["phones"].values())])
     assert sorted(st["services"]) == ["collector:hz-gw", "collector:hz-lss", "collector:nb-gw",
-                                      "collector:nb-lss", "collector:zj-pbx", "dispatcher"]
+                                      "collector:nb-lss", "collector:zj-pbx", "dispatcher",
+                                      "relay:hz-gw", "relay:nb-gw"]
+    # Each gateway's call-time relay answers in the gateway's namespace, both paths up.
+    for gw in ("hz-gw", "nb-gw"):
+        ns = st["nodes"][st["sites"][gw]["node"]]["ns"]
+        res = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "pbxctl",
+                              "relay", "status", "--json"],
+                             capture_output=True, text=True, timeout=30, check=False)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["paths"] == {"cti-a": "up", "cti-b": "up"}
     # Each prefecture's IVR answers from its own replica, subscribed and complete.
     assert sorted(st["ivrs"]) == ["HZ", "NB"]
     for code, ivr in st["ivrs"].items():
