@@ -37,10 +37,13 @@ import time
 from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr_scripts.agi import quote
 from pbxctl.core import chanvars as V
+
+if TYPE_CHECKING:  # the model is a lower floor; imported for types only (no start-up cost)
+    from provisioning.model import Inventory
 
 log = logging.getLogger("pbxctl.relay")
 
@@ -389,13 +392,10 @@ async def relay_status(host: str, port: int, *, timeout: float = 3.0) -> dict[st
         writer.close()
 
 
-def settings_for_site(inv: object, site_name: str, *, host: str = "127.0.0.1",
+def settings_for_site(inv: Inventory, site_name: str, *, host: str = "127.0.0.1",
                       port: int | None = None, allow: Sequence[str] = ()) -> RelaySettings:
     """The relay beside one site of the inventory: the CTI on path A from the site's path-A
     address, on path B from its path-B address; the deadlines of ``options``."""
-    from provisioning.model import Inventory
-
-    assert isinstance(inv, Inventory)
     site = inv.site(site_name)
     prov, opts = inv.province, inv.province.options
     targets = (Target("cti-a", str(prov.cti.a), prov.cti_port, str(site.host.a)),
