@@ -10,7 +10,8 @@ venv="$here/.venv"
 log=$(mktemp /tmp/pbxctl-setup.XXXXXX.log)
 apt_src=/etc/apt/sources.list.d/pbxctl-bullseye.sources
 debs=(asterisk asterisk-modules asterisk-config asterisk-core-sounds-en-gsm asterisk-moh-opsound-gsm
-      sip-tester espeak-ng sox postgresql iproute2 procps)
+      sip-tester espeak-ng sox postgresql iproute2 procps
+      chromium chromium-driver fonts-wqy-microhei)  # the console's browser tests
 
 step() { printf '==> %s\n' "$*"; }
 fail() {

@@ -31,7 +31,7 @@ from tests.spine.site import GatewayParams, gateway_configs
 # starts a part by itself (PostgresCluster(...), `lab up`) is listed in STARTS_BY_ITSELF.
 PART_FIXTURES = {"pg_cluster": "pg", "pg": "pg", "store": "pg", "fresh_db": "pg",
                  "gateway_factory": "asterisk", "site_factory": "asterisk",
-                 "center": "asterisk"}
+                 "center": "asterisk", "browser": "browser"}
 STARTS_BY_ITSELF = {"PostgresCluster(": "pg", "AsteriskInstance(": "asterisk",
                     "FreeSwitchInstance(": "freeswitch", '"lab", "up"': "lab"}
 
@@ -76,6 +76,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     with its reason, so the summary says what to install or fix."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)  # for fixtures that keep evidence on failure
     if report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"

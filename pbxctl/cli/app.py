@@ -25,11 +25,12 @@ EXIT_INTERRUPTED = 130
 # started as `pbxctl uplink run` does not load thirteen other command modules and what they
 # import — a few MB per process, ~95 daemons in a whole-province lab.
 MODULES = ("lab", "cti", "db", "provision", "prompts", "tts", "status", "calls", "orders",
-           "survive", "uplink", "drill", "host", "relay")
+           "survive", "uplink", "drill", "host", "relay", "console")
 NOUN_MODULE = {"lab": "lab", "agi": "cti", "esl": "cti", "db": "db", "provision": "provision",
                "prompts": "prompts", "tts": "tts", "status": "status", "calls": "calls",
                "recordings": "calls", "orders": "orders", "survive": "survive",
-               "uplink": "uplink", "drill": "drill", "host": "host", "relay": "relay"}
+               "uplink": "uplink", "drill": "drill", "host": "host", "relay": "relay",
+               "console": "console"}
 
 # Old spellings, kept for one release: old noun → (new noun, verb inserted after it, or None
 # when the old word is replaced by "noun verb"). Hidden from --help.
@@ -84,11 +85,12 @@ def rewrite_alias(argv: list[str], parser: argparse.ArgumentParser
 
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
-         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+         stdout: TextIO | None = None, stderr: TextIO | None = None,
+         stdin: TextIO | None = None) -> int:
     out_stream = stdout if stdout is not None else sys.stdout
     err_stream = stderr if stderr is not None else sys.stderr
     env = Env(environ=environ if environ is not None else os.environ,
-              stdout=out_stream, stderr=err_stream)
+              stdout=out_stream, stderr=err_stream, stdin=stdin)
     given = list(argv) if argv is not None else sys.argv[1:]
     parser = build_parser(given)
     words, notice = rewrite_alias(given, parser)

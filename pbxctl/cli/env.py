@@ -30,6 +30,7 @@ class Env:
     environ: Mapping[str, str]
     stdout: TextIO
     stderr: TextIO
+    stdin: TextIO | None = None  # None: the process's own (read only by verbs that need it)
 
     @cached_property
     def out(self) -> Console:

@@ -34,7 +34,9 @@ def test_wheel_in_a_fresh_venv_renders_the_province_for_both_engines(tmp_path: P
     for needed in ("pbxctl/data/migrations/0001_init.sql", "pbxctl/lab/sipp/uas_agent.xml",
                    "dialplans/asterisk/extensions_gateway.conf.j2",
                    "dialplans/freeswitch/sofia.conf.xml.j2", "contrib/pbxctl.yaml",
-                   "examples/zhejiang/province.yaml"):
+                   "examples/zhejiang/province.yaml", "pbxctl/console/templates/inbox.html",
+                   "pbxctl/console/static/console.js",
+                   "pbxctl/console/locale/zh_CN/LC_MESSAGES/console.po"):
         assert needed in names, needed
 
     venv = tmp_path / "venv"

@@ -1,0 +1,123 @@
+"""`pbxctl console serve|passwd`: the web console for the seats (docs/console.md).
+
+Options: command line > PBXCTL_CONSOLE_* > the ``console`` section of the config file >
+defaults. The database comes from the shared ``database`` section, its password from the
+secrets file; a seat's console password comes on standard input, never on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import timedelta
+from ipaddress import ip_network
+from pathlib import Path
+
+from pbxctl.cli.env import (
+    Env,
+    Verbs,
+    config_arg,
+    config_of,
+    conninfo,
+    daemon_logging,
+    dsn_arg,
+    verbs,
+)
+from pbxctl.cli.env import inventory as load_inv
+from pbxctl.cli.env import store as open_store
+from pbxctl.core.config import Option, resolve
+from pbxctl.core.errors import InputError, UsageError
+
+OPTIONS = (
+    Option("host", str, "127.0.0.1"), Option("port", int, 8480),
+    Option("inventory", str, ""),
+    Option("allow", list, ["127.0.0.0/8"],
+           help="networks browsers (or the reverse proxy) may connect from"),
+    Option("forwarded_allow_ips", str, "",
+           help="the reverse proxy's address: trust its X-Forwarded-For / -Proto"),
+    Option("cookie_secure", bool, True), Option("recordings_root", str, ""),
+    Option("session_idle_minutes", int, 30), Option("session_max_hours", int, 12),
+)
+
+def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
+    import uvicorn
+
+    from pbxctl.console.app import ConsoleDeps, ConsoleSettings, create_app
+    from pbxctl.console.guard import AllowClients
+    from pbxctl.console.live import OrderFeed
+
+    got = resolve("console", OPTIONS, cli=vars(args), environ=env.environ,
+                  config=config_of(args, env))
+    if not got["inventory"]:
+        raise UsageError("console serve needs --inventory (or console.inventory in the "
+                         "config file)")
+    try:
+        allow = [ip_network(str(n), strict=False) for n in got["allow"]]
+    except ValueError as exc:
+        raise InputError(f"console.allow: {exc}") from None
+    inv = load_inv(got["inventory"])
+    dsn = conninfo(args, env)
+    settings = ConsoleSettings(
+        cookie_secure=got["cookie_secure"],
+        session_idle=timedelta(minutes=got["session_idle_minutes"]),
+        session_max=timedelta(hours=got["session_max_hours"]),
+        recordings_root=Path(got["recordings_root"]) if got["recordings_root"] else None)
+    daemon_logging()
+    store = open_store(args, env)
+    store.open()
+    try:
+        app = create_app(ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(dsn),
+                                     settings=settings))
+        config = uvicorn.Config(
+            AllowClients(app, allow), host=got["host"], port=got["port"], log_config=None,
+            access_log=False, proxy_headers=bool(got["forwarded_allow_ips"]),
+            forwarded_allow_ips=got["forwarded_allow_ips"] or None,
+            timeout_graceful_shutdown=3, server_header=False)
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
+    return 0
+
+def cmd_console_passwd(args: argparse.Namespace, env: Env) -> int:
+    from pbxctl.console.passwords import hash_password
+    from pbxctl.console.roles import principal
+    from pbxctl.data.console_auth import set_password
+
+    if not args.admin:
+        if not args.inventory:
+            raise UsageError("a seat's password needs --inventory (to check the seat exists)"
+                             " — or --admin for an administrator login")
+        if principal(load_inv(args.inventory), args.login, admin=False) is None:
+            raise InputError(f"{args.login!r}: no such seat in {args.inventory}")
+    stdin = env.stdin or sys.stdin
+    if stdin.isatty():
+        first = getpass.getpass(f"new console password for {args.login}: ")
+        if getpass.getpass("again: ") != first:
+            raise InputError("the two passwords differ: nothing changed")
+    else:
+        first = stdin.readline().rstrip("\n")
+    hashed = hash_password(first)
+    with open_store(args, env) as store:
+        set_password(store, login=args.login, password_hash=hashed, admin=args.admin)
+    env.out.print(f"console password of {args.login} set; its open sessions ended")
+    return 0
+
+def register(nouns: Verbs) -> None:
+    console = verbs(nouns, "console", "the web console for agents, county seats, supervisors")
+    serve = console.add_parser("serve", help="run the console (HTTP; behind a reverse proxy)")
+    serve.add_argument("--inventory", help="the province inventory (seats and their roles)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default 8480")
+    serve.add_argument("--allow", action="append", metavar="NETWORK",
+                       help="clients allowed (default 127.0.0.0/8: the proxy on this host)")
+    dsn_arg(serve)
+    serve.set_defaults(func=cmd_console_serve)
+    pw = console.add_parser("passwd", help="set a seat's console password (read from stdin)")
+    pw.add_argument("login", help="a seat id of the inventory, or an administrator's name")
+    pw.add_argument("--inventory", help="the province inventory")
+    pw.add_argument("--admin", action="store_true", help="an administrator login")
+    dsn_arg(pw)
+    config_arg(pw)
+    pw.set_defaults(func=cmd_console_passwd)
+

@@ -1,0 +1,455 @@
+"""The console's ASGI application: explicit routes, dependencies passed in (Starlette's own
+examples' style). Every route goes through ``_principal`` (who is this, still allowed?) and,
+for an order, ``_order_for`` (may they see it?) — the one place of each check.
+
+Most handlers are plain functions: Starlette runs them in its thread pool, where the
+synchronous store is at home. The event stream is the one coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pbxctl.console import labels, passwords
+from pbxctl.console.i18n import DEFAULT_LANG, LANGS, Clock, load_translations
+from pbxctl.console.live import OrderFeed
+from pbxctl.console.roles import ACTIONS, Principal, may_act_on_order, may_see_order, order_scope
+from pbxctl.console.roles import principal as principal_of
+from pbxctl.core.errors import InputError, StoreUnavailable
+from pbxctl.data import console_auth, orders
+from pbxctl.data.store import Store
+from provisioning.model import Inventory
+
+log = logging.getLogger("pbxctl.console")
+SESSION_COOKIE = "pbxctl_session"
+LOGIN_CSRF_COOKIE = "pbxctl_login_csrf"
+SECURITY_HEADERS = {
+    # No inline script or style anywhere: an injected <script> would not run even if some
+    # field escaped the templates' autoescaping.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; media-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The ``console`` section of the services' config (docs/console.md)."""
+
+    cookie_secure: bool = True  # off only for plain-HTTP tests on loopback
+    session_idle: timedelta = timedelta(minutes=30)
+    session_max: timedelta = timedelta(hours=12)
+    login_window: timedelta = timedelta(minutes=15)
+    login_max_per_login: int = 5
+    login_max_per_client: int = 20
+    recordings_root: Path | None = None  # None: recordings are not served by this console
+    keepalive_s: float = 15.0
+    inbox_limit: int = 200
+
+
+@dataclass
+class ConsoleDeps:
+    store: Store
+    inventory: Inventory
+    feed: OrderFeed
+    settings: ConsoleSettings = field(default_factory=ConsoleSettings)
+    envs: dict[str, Environment] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for lang in LANGS:
+            env = Environment(loader=PackageLoader("pbxctl.console", "templates"),
+                              autoescape=True, undefined=StrictUndefined,
+                              extensions=["jinja2.ext.i18n"])
+            env.install_gettext_translations(load_translations(lang),  # type: ignore[attr-defined]
+                                             newstyle=True)
+            self.envs[lang] = env
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.inventory.province.options.timezone)
+
+
+class Denied(Exception):
+    """Ends a request with ``status`` and one line saying why (never a stack trace)."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A request's signed-in user: who, their session's CSRF token and language."""
+
+    who: Principal
+    csrf: str
+    lang: str
+
+
+def _lang_of(request: Request) -> str:
+    asked = request.query_params.get("lang", "")
+    return asked if asked in LANGS else DEFAULT_LANG
+
+
+class Console:
+    def __init__(self, deps: ConsoleDeps) -> None:
+        self.deps = deps
+
+    # -- the checks ------------------------------------------------------------------------
+    def _principal(self, request: Request) -> Seen:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if not token:
+            raise Denied(401, "not signed in")
+        s = self.deps.settings
+        session = console_auth.find_session(self.deps.store, token=token, idle=s.session_idle)
+        if session is None:
+            raise Denied(401, "session expired or signed out")
+        login = console_auth.get_login(self.deps.store, session.login)
+        who = principal_of(self.deps.inventory, session.login,
+                           admin=bool(login and login.admin)) if login else None
+        if who is None:
+            raise Denied(403, f"{session.login} has no role in the inventory")
+        return Seen(who, session.csrf, session.lang)
+
+    @staticmethod
+    def _check_csrf(seen: Seen, form: Mapping[str, Any], request: Request) -> None:
+        sent = str(form.get("csrf") or request.headers.get("x-csrf-token", ""))
+        if not sent or not secrets.compare_digest(sent, seen.csrf):
+            raise Denied(403, "missing or wrong CSRF token: reload the page")
+
+    def _order_for(self, seen: Seen, order_id: int) -> orders.Order:
+        try:
+            order = orders.get(self.deps.store, order_id)
+        except InputError:
+            raise Denied(404, f"work order {order_id}: no such order") from None
+        if not may_see_order(seen.who, order):
+            raise Denied(403, f"work order {order_id} is outside your scope")
+        return order
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(self, name: str, lang: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        env = self.deps.envs[lang]
+        clock = Clock(self.deps.zone, lang)
+        html = env.get_template(name).render(L=labels, clock=clock, lang=lang, langs=LANGS,
+                                             **ctx)
+        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+    def error(self, request: Request, denied: Denied, lang: str) -> Response:
+        if denied.status == 401 and request.method == "GET" and \
+                "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+        return self.render("error.html", lang, status=denied.status, why=denied.why,
+                           code=denied.status)
+
+    def _row_ctx(self, seen: Seen, order: orders.Order, now: datetime) -> dict[str, Any]:
+        return {"o": order, "age": now - order.created_at,
+                "sla": labels.sla_state(order.priority, now - order.created_at, order.status),
+                "can": {a: may_act_on_order(seen.who, order, a) for a in
+                        ("accept", "return", "close")}}
+
+    def _rows(self, seen: Seen) -> list[dict[str, Any]]:
+        prefecture, county = order_scope(seen.who)
+        now = datetime.now(UTC)
+        found = orders.list_orders(self.deps.store, county=county,
+                                   limit=self.deps.settings.inbox_limit)
+        return [self._row_ctx(seen, o, now) for o in found
+                if prefecture is None or o.prefecture == prefecture]
+
+    # -- routes ----------------------------------------------------------------------------
+    def login_page(self, request: Request) -> Response:
+        lang = _lang_of(request)
+        token = secrets.token_urlsafe(24)
+        resp = self.render("login.html", lang, csrf=token, failed="")
+        self._cookie(resp, LOGIN_CSRF_COOKIE, token, max_age=3600)
+        return resp
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self._login, request, form)
+
+    def _login(self, request: Request, form: Mapping[str, Any]) -> Response:
+        lang = str(form.get("lang", DEFAULT_LANG))
+        lang = lang if lang in LANGS else DEFAULT_LANG
+        sent = str(form.get("csrf", ""))
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not cookie or not secrets.compare_digest(sent, cookie):
+            raise Denied(403, "missing or wrong CSRF token: reload the page")
+        login = str(form.get("login", "")).strip()[:64]
+        password = str(form.get("password", ""))
+        client = request.client.host if request.client else "?"
+        s, store = self.deps.settings, self.deps.store
+        by_login, by_client = console_auth.recent_failures(store, login=login, client=client,
+                                                           window=s.login_window)
+        if by_login >= s.login_max_per_login or by_client >= s.login_max_per_client:
+            log.warning("sign-in refused (too many failures): login=%r client=%s", login,
+                        client)
+            return self.render("login.html", lang, status=429, csrf=sent,
+                               failed="too many")
+        record = console_auth.get_login(store, login)
+        ok = passwords.verify(record.password_hash if record else None, password)
+        who = principal_of(self.deps.inventory, login, admin=record.admin) \
+            if ok and record else None
+        if who is None:
+            console_auth.note_failure(store, login=login, client=client)
+            log.info("sign-in failed: login=%r client=%s", login, client)
+            return self.render("login.html", lang, status=401, csrf=sent, failed="wrong")
+        assert record is not None
+        if passwords.needs_rehash(record.password_hash):
+            console_auth.update_hash(store, login=login,
+                                     password_hash=passwords.hash_password(password))
+        console_auth.clear_failures(store, login=login)
+        token = secrets.token_urlsafe(32)
+        console_auth.create_session(store, token=token, login=login,
+                                    csrf=secrets.token_urlsafe(32), lang=lang,
+                                    lifetime=s.session_max)
+        log.info("signed in: %s (%s) from %s", login, who.role, client)
+        resp = RedirectResponse("/inbox", status_code=303, headers=SECURITY_HEADERS)
+        self._cookie(resp, SESSION_COOKIE, token,
+                     max_age=int(s.session_max.total_seconds()))
+        resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+        return resp
+
+    def _cookie(self, resp: Response, name: str, value: str, *, max_age: int) -> None:
+        resp.set_cookie(name, value, max_age=max_age, path="/", httponly=True,
+                        samesite="strict", secure=self.deps.settings.cookie_secure)
+
+    async def logout(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self._logout, request, form)
+
+    def _logout(self, request: Request, form: Mapping[str, Any]) -> Response:
+        seen = self._principal(request)
+        self._check_csrf(seen, form, request)
+        console_auth.end_session(self.deps.store, token=request.cookies[SESSION_COOKIE])
+        resp = RedirectResponse(f"/login?lang={seen.lang}", status_code=303,
+                                headers=SECURITY_HEADERS)
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+    async def set_lang(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self._set_lang, request, form)
+
+    def _set_lang(self, request: Request, form: Mapping[str, Any]) -> Response:
+        seen = self._principal(request)
+        self._check_csrf(seen, form, request)
+        lang = str(form.get("lang", ""))
+        if lang not in LANGS:
+            raise Denied(400, f"lang: one of {', '.join(LANGS)}")
+        console_auth.set_session_lang(self.deps.store, token=request.cookies[SESSION_COOKIE],
+                                      lang=lang)
+        return RedirectResponse("/inbox", status_code=303, headers=SECURITY_HEADERS)
+
+    def home(self, request: Request) -> Response:
+        self._principal(request)
+        return RedirectResponse("/inbox", status_code=303, headers=SECURITY_HEADERS)
+
+    def inbox(self, request: Request) -> Response:
+        seen = self._principal(request)
+        return self.render("inbox.html", seen.lang, seen=seen, rows=self._rows(seen))
+
+    def inbox_rows(self, request: Request) -> Response:
+        seen = self._principal(request)
+        return self.render("_rows.html", seen.lang, seen=seen, rows=self._rows(seen))
+
+    def order_row(self, request: Request) -> Response:
+        seen = self._principal(request)
+        order = self._order_for(seen, int(request.path_params["order_id"]))
+        return self.render("_rows.html", seen.lang, seen=seen,
+                           rows=[self._row_ctx(seen, order, datetime.now(UTC))])
+
+    def order_page(self, request: Request, *, problem: str = "",
+                   status: int = 200) -> Response:
+        seen = self._principal(request)
+        order = self._order_for(seen, int(request.path_params["order_id"]))
+        return self._order_page(seen, order, problem=problem, status=status)
+
+    def _order_page(self, seen: Seen, order: orders.Order, *, problem: str = "",
+                    status: int = 200) -> Response:
+        store = self.deps.store
+        rows = store.execute("SELECT holder, address FROM accounts WHERE account_no = %s",
+                             (order.account_no,))
+        customer = {"holder": str(rows[0][0]), "address": str(rows[0][1])} if rows else None
+        return self.render("order.html", seen.lang, status=status, seen=seen,
+                           row=self._row_ctx(seen, order, datetime.now(UTC)),
+                           customer=customer, history=orders.history(store, order.id),
+                           recording=self._recording_path(order) is not None,
+                           problem=problem)
+
+    async def act(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self._act, request, form)
+
+    def _act(self, request: Request, form: Mapping[str, Any]) -> Response:
+        seen = self._principal(request)
+        self._check_csrf(seen, form, request)
+        action = str(request.path_params["action"])
+        if action not in ACTIONS:
+            raise Denied(404, f"{action!r}: not an action (those are: {', '.join(ACTIONS)})")
+        order = self._order_for(seen, int(request.path_params["order_id"]))
+        if not may_act_on_order(seen.who, order, action):
+            if seen.who.role == "county" and order.county == seen.who.county:
+                raise Denied(409, f"work order {order.id} is dispatched to "
+                                  f"{order.seat or 'no seat'}, not to you")
+            raise Denied(403, f"you may not {action} work order {order.id}")
+        try:
+            version = int(str(form.get("version", "")))
+        except ValueError:
+            raise Denied(400, "version: the order's version as the page showed it") from None
+        text = str(form.get("text", "")).strip()[:2000]
+        store, me = self.deps.store, seen.who.login
+        try:
+            if order.version != version:  # close has no version check of its own below
+                raise InputError(f"work order {order.id} changed since version {version} "
+                                 f"(now {order.status}, version {order.version}): "
+                                 "nothing done")
+            if action == "accept":
+                orders.accept(store, order.id, seat=me, actor=me, expect_version=version)
+            elif action == "return":
+                orders.return_order(store, order.id, reason=text, actor=me, seat=me,
+                                    expect_version=version)
+            else:
+                orders.close(store, order.id, actor=me, note=text)
+        except InputError as exc:
+            # The one loser of a race (phone and screen, two tabs) is told why.
+            return self._order_page(seen, orders.get(store, order.id), problem=str(exc),
+                                    status=409)
+        log.info("work order %s: %s by %s", order.id, action, me)
+        return RedirectResponse(f"/orders/{order.id}", status_code=303,
+                                headers=SECURITY_HEADERS)
+
+    def _recording_path(self, order: orders.Order) -> Path | None:
+        root = self.deps.settings.recordings_root
+        if root is None or not order.recording:
+            return None
+        rows = self.deps.store.execute(
+            "SELECT path FROM recordings WHERE uniqueid = %s AND status = 'ok' LIMIT 1",
+            (order.recording,))
+        if not rows:
+            return None
+        path = Path(str(rows[0][0])).resolve()
+        # Only files below the configured root, whatever the index says.
+        if not path.is_relative_to(root.resolve()) or not path.is_file():
+            return None
+        return path
+
+    def recording(self, request: Request) -> Response:
+        seen = self._principal(request)
+        order = self._order_for(seen, int(request.path_params["order_id"]))
+        path = self._recording_path(order)
+        if path is None:
+            raise Denied(404, f"work order {order.id}: no recording available here")
+        log.info("recording of work order %s played by %s", order.id, seen.who.login)
+        return FileResponse(path, media_type="audio/wav",
+                            headers={**SECURITY_HEADERS, "Cache-Control": "private, no-store"})
+
+    async def events(self, request: Request) -> Response:
+        seen = await run_in_threadpool(self._principal, request)
+        return StreamingResponse(self._stream(request, seen), media_type="text/event-stream",
+                                 headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
+
+    async def _stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
+        feed, s = self.deps.feed, self.deps.settings
+        prefecture, county = order_scope(seen.who)
+        with feed.subscribe() as sub:
+            yield "retry: 2000\n\n"
+            if feed.connected.is_set():
+                yield "event: ready\ndata: {}\n\n"
+            while True:
+                try:
+                    ev = await asyncio.wait_for(sub.get(), timeout=s.keepalive_s)
+                except TimeoutError:
+                    # Still signed in? A stream must not outlive its session.
+                    try:
+                        await run_in_threadpool(self._principal, request)
+                    except Denied:
+                        yield "event: signout\ndata: {}\n\n"
+                        return
+                    yield ": keepalive\n\n"
+                    continue
+                if ev["kind"] == "resync":
+                    yield "event: resync\ndata: {}\n\n"
+                elif (prefecture is None or ev.get("prefecture") == prefecture) and \
+                        (county is None or ev.get("county") == county):
+                    yield f"event: order\ndata: {json.dumps({'id': ev.get('id')})}\n\n"
+
+
+def _guard(console: Console, handler: Any) -> Any:
+    """Denied and StoreUnavailable → one clear page; nothing else is caught here."""
+    async def endpoint(request: Request) -> Response:
+        lang = _lang_of(request)
+        try:
+            if asyncio.iscoroutinefunction(handler):
+                result: Response = await handler(request)
+            else:
+                result = await run_in_threadpool(handler, request)
+            return result
+        except Denied as denied:
+            return console.error(request, denied, lang)
+        except StoreUnavailable as exc:
+            log.warning("database unavailable: %s", exc)
+            return console.error(request, Denied(503, "the database is not reachable just "
+                                                      "now; try again shortly"), lang)
+    return endpoint
+
+
+def create_app(deps: ConsoleDeps) -> Starlette:
+    c = Console(deps)
+
+    def route(path: str, handler: Any, methods: list[str] | None = None) -> Route:
+        return Route(path, _guard(c, handler), methods=methods or ["GET"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(deps.feed.run(), name="order-feed")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    static = Path(__file__).parent / "static"
+    return Starlette(routes=[
+        route("/", c.home),
+        route("/login", c.login_page),
+        route("/login", c.login, ["POST"]),
+        route("/logout", c.logout, ["POST"]),
+        route("/lang", c.set_lang, ["POST"]),
+        route("/inbox", c.inbox),
+        route("/inbox/rows", c.inbox_rows),
+        route("/inbox/events", c.events),
+        route("/orders/{order_id:int}", c.order_page),
+        route("/orders/{order_id:int}/row", c.order_row),
+        route("/orders/{order_id:int}/recording", c.recording),
+        route("/orders/{order_id:int}/{action:str}", c.act, ["POST"]),
+        Mount("/static", StaticFiles(directory=static), name="static"),
+    ], lifespan=lifespan)

@@ -1,0 +1,44 @@
+// Live inbox: the server says which order changed (or that the list must be reloaded); the
+// rows come from scope-checked requests, as HTML rendered (and escaped) by the server.
+"use strict";
+(function () {
+  const body = document.body;
+  if (body.dataset.page !== "inbox") return;
+  const rows = document.getElementById("order-rows");
+  const state = document.getElementById("live-state");
+
+  function fragment(html) {
+    const t = document.createElement("template");
+    t.innerHTML = html;  // server-rendered, autoescaped; CSP forbids inline script anyway
+    return t.content;
+  }
+  async function fetchText(url) {
+    const r = await fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}});
+    if (r.status === 401) { location.href = "/login"; return null; }
+    return r.ok ? r.text() : null;
+  }
+  async function reloadAll() {
+    const html = await fetchText("/inbox/rows");
+    if (html !== null) rows.replaceChildren(fragment(html));
+  }
+  async function reloadOne(id) {
+    const html = await fetchText("/orders/" + encodeURIComponent(id) + "/row");
+    if (html === null) return;
+    const fresh = fragment(html).querySelector("tr");
+    if (!fresh) return;
+    fresh.classList.add("fresh");
+    const old = document.getElementById("order-" + id);
+    if (old) old.replaceWith(fresh); else rows.prepend(fresh);
+  }
+  function live(on) {
+    body.dataset.live = on ? "1" : "0";
+    state.textContent = on ? state.dataset.on || "●" : state.dataset.off || "○";
+    state.className = on ? "live on" : "live off";
+  }
+  const es = new EventSource("/inbox/events");
+  es.addEventListener("ready", () => live(true));
+  es.addEventListener("resync", () => { reloadAll().then(() => live(true)); });
+  es.addEventListener("order", (e) => { reloadOne(JSON.parse(e.data).id); });
+  es.addEventListener("signout", () => { es.close(); location.href = "/login"; });
+  es.onerror = () => live(false);
+})();

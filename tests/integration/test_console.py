@@ -1,0 +1,406 @@
+"""The web console against a real PostgreSQL, served by uvicorn on loopback: the county
+terminal seat's inbox in a real headless Chromium (an order filed like `*9` shows up without a
+reload; accept, a phone/screen race with one winner, close), and the security rules over real
+HTTP (wrong password, rate limit, expired session, CSRF, scope, escaping, client networks,
+the recording streamed with range requests).
+
+The orders come from ``pbxctl.data.orders`` — the very functions the CTI's `*9` flow and the
+CLI call; the console under test only reads and acts on them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from ipaddress import ip_network
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+import uvicorn
+
+from pbxctl.console.app import ConsoleDeps, ConsoleSettings, create_app
+from pbxctl.console.guard import AllowClients
+from pbxctl.console.live import OrderFeed
+from pbxctl.console.passwords import hash_password
+from pbxctl.core.net import free_port, tcp_accepts
+from pbxctl.core.procs import wait_until
+from pbxctl.data import orders
+from pbxctl.data.console_auth import set_password, token_hash
+from pbxctl.data.selfservice import seed_sample_data
+from pbxctl.data.store import Store, StoreConfig
+from pbxctl.lab.sandbox.postgres import PostgresCluster
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.sample import seed_input
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+pytestmark = pytest.mark.pg
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "zhejiang" / "province.yaml"
+SEATS = ("hzxs-t01", "hzxs-t02", "hzyh-t01", "hzyh-t02", "hz-a001", "zj-sup01")
+PASSWORD = {s: f"console-{s}-pw" for s in SEATS}  # the lab's known passwords
+XSS = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+
+
+@dataclass
+class ConsoleSite:
+    url: str
+    store: Store
+    inv: Inventory
+    recordings: Path
+
+    def account(self, county: str) -> str:
+        rows = self.store.execute("SELECT account_no FROM accounts WHERE county = %s "
+                                  "ORDER BY account_no LIMIT 1", (county,))
+        return str(rows[0][0])
+
+    def file_order(self, county: str, *, description: str = "停电，请尽快处理",
+                   recording: str = "") -> orders.Order:
+        """What an agent's `*9` does: create, then dispatch to the least-loaded seat."""
+        order = orders.create(self.store, self.inv, type="repair",
+                              account_no=self.account(county), created_by="hz-a001",
+                              description=description)
+        if recording:
+            self.store.execute("UPDATE work_orders SET recording = %s WHERE id = %s",
+                               (recording, order.id))
+        return orders.dispatch(self.store, self.inv, order.id, actor="hz-a001")
+
+    @contextmanager
+    def client(self, seat: str | None = None) -> Iterator[httpx.Client]:
+        """An HTTP client, signed in as ``seat`` when given."""
+        with httpx.Client(base_url=self.url, follow_redirects=False, timeout=10.0) as c:
+            if seat:
+                assert sign_in(c, seat).status_code == 303, f"{seat} could not sign in"
+            yield c
+
+
+def csrf_of(html: str) -> str:
+    marker = 'name="csrf" value="'
+    start = html.index(marker) + len(marker)
+    return html[start:html.index('"', start)]
+
+
+def sign_in(c: httpx.Client, seat: str, password: str | None = None) -> httpx.Response:
+    page = c.get("/login")
+    return c.post("/login", data={"login": seat, "password": password or PASSWORD[seat],
+                                  "csrf": csrf_of(page.text), "lang": "en"})
+
+
+@pytest.fixture(scope="module")
+def site(pg_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[ConsoleSite]:
+    assert pg_cluster.endpoint is not None
+    base = pg_cluster.endpoint.conninfo()
+    name = f"console{uuid.uuid4().hex[:8]}"
+    with Store(config=StoreConfig(conninfo=base.replace("dbname=pbxctl",
+                                                        "dbname=postgres"))) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    conninfo = base.replace("dbname=pbxctl", f"dbname={name}")
+    store = Store(config=StoreConfig(conninfo=conninfo))
+    store.open()
+    store.migrate()
+    inv = load_inventory(EXAMPLE)
+    seed_sample_data(store, seed_input(inv))
+    for seat in SEATS:
+        set_password(store, login=seat, password_hash=hash_password(PASSWORD[seat]),
+                     admin=False)
+    recordings = tmp_path_factory.mktemp("recordings")
+    settings = ConsoleSettings(cookie_secure=False, recordings_root=recordings,
+                               keepalive_s=1.0)
+    app = create_app(ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(conninfo),
+                                 settings=settings))
+    port = free_port("127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(
+        AllowClients(app, [ip_network("127.0.0.1/32")]), host="127.0.0.1", port=port,
+        log_config=None, access_log=False, timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, name="console", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started and tcp_accepts("127.0.0.1", port), timeout=20,
+                   what="the console to listen")
+        yield ConsoleSite(f"http://127.0.0.1:{port}", store, inv, recordings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.close()
+
+
+# -- sign-in, sessions, CSRF ----------------------------------------------------------------
+def test_wrong_password_is_refused_then_the_login_is_rate_limited(
+        site: ConsoleSite, caplog: pytest.LogCaptureFixture) -> None:
+    with site.client() as c:
+        for _ in range(5):
+            r = sign_in(c, "hzyh-t02", "not-the-password")
+            assert r.status_code == 401 and "Wrong seat id or password" in r.text
+            assert "pbxctl_session" not in r.cookies
+        # The right password no longer helps: 5 failures in 15 minutes for this login.
+        r = sign_in(c, "hzyh-t02")
+        assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+    # Another seat from the same client is not locked out by hzyh-t02's failures.
+    with site.client() as c:
+        assert sign_in(c, "hzyh-t01").status_code == 303
+    assert "not-the-password" not in caplog.text and PASSWORD["hzyh-t02"] not in caplog.text
+
+
+def test_sign_in_needs_the_login_forms_csrf_token(site: ConsoleSite) -> None:
+    with site.client() as c:
+        r = c.post("/login", data={"login": "hzxs-t01", "password": PASSWORD["hzxs-t01"],
+                                   "csrf": "forged"})
+        assert r.status_code == 403 and "CSRF" in r.text
+
+
+def test_state_changes_without_the_csrf_token_are_refused(site: ConsoleSite) -> None:
+    order = site.file_order("HZXS")
+    with site.client(order.seat) as c:
+        r = c.post(f"/orders/{order.id}/accept", data={"version": str(order.version)})
+        assert r.status_code == 403 and "CSRF" in r.text
+        r = c.post(f"/orders/{order.id}/accept", data={"version": str(order.version),
+                                                       "csrf": "x" * 43})
+        assert r.status_code == 403
+    assert orders.get(site.store, order.id).status == "dispatched"
+
+
+def test_an_idle_session_expires_and_sign_out_ends_it(site: ConsoleSite) -> None:
+    with site.client("hzxs-t01") as c:
+        assert c.get("/inbox").status_code == 200
+        mine = token_hash(c.cookies["pbxctl_session"])
+        site.store.execute("UPDATE console_sessions SET seen_at = now() - interval '31 min' "
+                           "WHERE token_hash = %s", (mine,))
+        r = c.get("/inbox", headers={"Accept": "text/html"})
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        assert c.get("/inbox/rows").status_code == 401
+    assert not site.store.execute("SELECT 1 FROM console_sessions WHERE token_hash = %s",
+                                  (mine,))
+    with site.client("hzxs-t01") as c:
+        csrf = csrf_of(c.get("/inbox").text)
+        assert c.post("/logout", data={"csrf": csrf}).status_code == 303
+        assert c.get("/inbox/rows").status_code == 401
+
+
+# -- role and scope -------------------------------------------------------------------------
+def test_a_county_seat_cannot_see_or_act_on_another_countys_order(site: ConsoleSite) -> None:
+    order = site.file_order("HZXS")
+    wav = site.recordings / "scope.wav"
+    _write_wav(wav, seconds=1)
+    uid = f"scope-{order.id}"
+    _index_recording(site.store, uid, wav)
+    site.store.execute("UPDATE work_orders SET recording = %s WHERE id = %s", (uid, order.id))
+    with site.client("hzyh-t01") as other:
+        for path in (f"/orders/{order.id}", f"/orders/{order.id}/row",
+                     f"/orders/{order.id}/recording"):
+            r = other.get(path)
+            assert r.status_code == 403, path
+            assert "outside your scope" in r.text
+        assert f'id="order-{order.id}"' not in other.get("/inbox").text
+        csrf = csrf_of(other.get("/inbox").text)
+        r = other.post(f"/orders/{order.id}/accept",
+                       data={"csrf": csrf, "version": str(order.version)})
+        assert r.status_code == 403
+    with site.client("hz-a001") as agent:  # an agent sees the prefecture's orders, acts on none
+        assert agent.get(f"/orders/{order.id}").status_code == 200
+        csrf = csrf_of(agent.get("/inbox").text)
+        r = agent.post(f"/orders/{order.id}/accept",
+                       data={"csrf": csrf, "version": str(order.version)})
+        assert r.status_code == 403
+    mate = "hzxs-t02" if order.seat == "hzxs-t01" else "hzxs-t01"
+    with site.client(mate) as c:  # same county, not the assigned seat: told to whom it went
+        csrf = csrf_of(c.get("/inbox").text)
+        r = c.post(f"/orders/{order.id}/accept",
+                   data={"csrf": csrf, "version": str(order.version)})
+        assert r.status_code == 409 and f"dispatched to {order.seat}" in r.text
+    assert orders.get(site.store, order.id).status == "dispatched"
+
+
+def test_the_recording_is_streamed_with_ranges_only_from_below_its_root(
+        site: ConsoleSite, tmp_path: Path) -> None:
+    order = site.file_order("HZXS")
+    wav = site.recordings / f"call-{order.id}.wav"
+    _write_wav(wav, seconds=2)
+    uid = f"rec-{order.id}"
+    _index_recording(site.store, uid, wav)
+    site.store.execute("UPDATE work_orders SET recording = %s WHERE id = %s", (uid, order.id))
+    with site.client(order.seat) as c:
+        r = c.get(f"/orders/{order.id}/recording", headers={"Range": "bytes=0-99"})
+        assert r.status_code == 206 and len(r.content) == 100
+        assert r.headers["content-range"] == f"bytes 0-99/{wav.stat().st_size}"
+        assert r.content == wav.read_bytes()[:100]
+        assert 'id="recording"' in c.get(f"/orders/{order.id}").text
+        # An index row pointing outside the recordings root is never served.
+        outside = tmp_path / "secret.wav"
+        _write_wav(outside, seconds=1)
+        site.store.execute("UPDATE recordings SET path = %s WHERE uniqueid = %s",
+                           (str(outside), uid))
+        assert c.get(f"/orders/{order.id}/recording").status_code == 404
+
+
+def test_clients_outside_the_allowed_networks_are_refused(site: ConsoleSite) -> None:
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=site.url, transport=transport, timeout=10.0) as c:
+        r = c.get("/login")
+    assert r.status_code == 403 and "may not use the console" in r.text
+
+
+def test_markup_in_any_text_field_is_shown_as_text(site: ConsoleSite) -> None:
+    account = site.account("HZXS")
+    site.store.execute("UPDATE accounts SET holder = %s, address = %s WHERE account_no = %s",
+                       (XSS, XSS, account))
+    try:
+        order = site.file_order("HZXS", description=XSS)
+        with site.client(order.seat) as c:
+            for path in ("/inbox", f"/orders/{order.id}", f"/orders/{order.id}/row"):
+                html = c.get(path).text
+                assert "<script>window.pwned" not in html and "<img src=x" not in html, path
+                assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html, path
+            csp = c.get("/inbox").headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    finally:
+        seed = site.store.execute("SELECT holder FROM accounts WHERE account_no = %s",
+                                  (account,))
+        assert seed  # the account is still there; restore a plain address for later tests
+        site.store.execute("UPDATE accounts SET holder = '测试户', address = '萧山区测试路1号' "
+                           "WHERE account_no = %s", (account,))
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _write_wav(path: Path, *, seconds: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x01\x00" * 8000 * seconds)
+
+
+def _index_recording(store: Store, uid: str, path: Path) -> None:
+    store.execute("INSERT INTO call_records (site, uniqueid, linkedid, started_at, ended_at) "
+                  "VALUES ('zj-pbx', %s, %s, now(), now())",
+                  (uid, uid))
+    store.execute("INSERT INTO recordings (site, uniqueid, path, status) "
+                  "VALUES ('zj-pbx', %s, %s, 'ok')", (uid, str(path)))
+
+
+
+
+# -- a real browser ---------------------------------------------------------------------------
+@pytest.fixture
+def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDriver]:
+    """Debian's headless Chromium through Debian's chromedriver (nothing downloaded). On a
+    failed test the page's screenshot and HTML stay in the test's tmp dir."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            driver.save_screenshot(str(tmp_path / "failure.png"))
+            (tmp_path / "failure.html").write_text(driver.page_source, encoding="utf-8")
+            print(f"browser evidence kept in {tmp_path}")
+        driver.quit()
+
+
+def browser_sign_in(driver: WebDriver, site: ConsoleSite, seat: str, *,
+                    lang: str = "en") -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{site.url}/login?lang={lang}")
+    driver.find_element(By.ID, "login").send_keys(seat)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD[seat])
+    driver.find_element(By.ID, "submit").click()
+    wait_js(driver, "document.body.dataset.live === '1'", what=f"{seat}'s inbox to go live")
+
+
+def wait_js(driver: WebDriver, condition: str, *, what: str, timeout: float = 10.0) -> float:
+    """Wait until a JavaScript condition holds in the page; returns when (monotonic)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout, poll_frequency=0.02).until(
+        lambda d: d.execute_script(f"return !!({condition})"), message=what)
+    return time.monotonic()
+
+
+@pytest.mark.browser
+def test_an_order_filed_by_an_agent_appears_in_the_county_inbox_and_is_worked_there(
+        site: ConsoleSite, browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser_sign_in(browser, site, "hzxs-t01")
+    assert "Work orders of county HZXS" in browser.find_element(By.TAG_NAME, "h1").text
+    # Filed like `*9`; least-loaded dispatch picks the seat, so file until hzxs-t01 has one.
+    filed = time.monotonic()
+    order = site.file_order("HZXS", description=XSS)
+    while order.seat != "hzxs-t01":
+        filed = time.monotonic()
+        order = site.file_order("HZXS", description=XSS)
+    seen = wait_js(browser, f"document.getElementById('order-{order.id}')",
+                   what=f"order {order.id} to appear without a reload")
+    print(f"\ninbox lag from commit to row: {(seen - filed) * 1000:.0f} ms")
+    row = browser.find_element(By.ID, f"order-{order.id}")
+    assert XSS in row.text  # shown as text…
+    assert browser.execute_script("return window.pwned === undefined")  # …never run
+    # Accept from the row: the order page shows it accepted, as does the database.
+    row.find_element(By.CSS_SELECTOR, "button.accept").click()
+    wait_js(browser, "document.getElementById('status') && "
+                     "document.getElementById('status').dataset.status === 'accepted'",
+            what="the order page after accept")
+    assert orders.get(site.store, order.id).status == "accepted"
+    # Close with a result; the history says who did what.
+    browser.find_element(By.ID, "result").send_keys("已抢修复电")
+    browser.find_element(By.ID, "close").click()
+    wait_js(browser, "document.getElementById('status').dataset.status === 'done'",
+            what="the order page after close")
+    events = [(e.actor, e.event) for e in orders.history(site.store, order.id)]
+    assert events[-2:] == [("hzxs-t01", "accepted"), ("hzxs-t01", "done")]
+
+
+@pytest.mark.browser
+def test_phone_and_screen_accepting_one_order_have_one_winner(
+        site: ConsoleSite, browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser_sign_in(browser, site, "hzyh-t01")
+    order = site.file_order("HZYH")
+    while order.seat != "hzyh-t01":
+        order = site.file_order("HZYH")
+    browser.get(f"{site.url}/orders/{order.id}")
+    assert browser.find_element(By.ID, "status").get_attribute("data-status") == "dispatched"
+    # The seat's phone accepts first (the `1` key of the notification call), then the screen
+    # opened before it tries with the version it showed.
+    orders.accept(site.store, order.id, seat="hzyh-t01", actor="hzyh-t01",
+                  expect_version=order.version)
+    browser.find_element(By.ID, "accept").click()
+    wait_js(browser, "document.getElementById('problem')", what="the refusal")
+    assert "changed since version" in browser.find_element(By.ID, "problem").text
+    assert [e.event for e in orders.history(site.store, order.id)].count("accepted") == 1
+
+
+@pytest.mark.browser
+def test_the_console_speaks_chinese_by_default(site: ConsoleSite, browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{site.url}/login")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "登录"
+    browser.find_element(By.ID, "login").send_keys("hzxs-t02")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD["hzxs-t02"])
+    browser.find_element(By.ID, "submit").click()
+    wait_js(browser, "document.body.dataset.live === '1'", what="the inbox to go live")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "HZXS 县区工单"
+    assert browser.find_element(By.ID, "live-state").text == "实时"
