@@ -27,7 +27,8 @@ from pbxctl.core.errors import InputError
 from pbxctl.core.yamlsrc import Loc, LocDict, load_yaml
 
 DEFAULT_PATH = Path("/etc/pbxctl/pbxctl.yaml")
-SECTIONS = ("database", "agi", "esl", "collector", "dispatcher", "survive", "uplink", "console")
+SECTIONS = ("database", "agi", "esl", "collector", "dispatcher", "survive", "uplink", "relay",
+            "console")
 # Older environment names, still honoured (lowest priority of the environment layer).
 LEGACY_ENV = {"PBXCTL_DSN": ("database", "dsn"), "PBXCTL_AMI_SECRET": ("*", "ami_secret")}
 
