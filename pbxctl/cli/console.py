@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import signal
 import sys
 from datetime import timedelta
 from ipaddress import ip_network
@@ -74,6 +75,10 @@ def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
             access_log=False, proxy_headers=bool(got["forwarded_allow_ips"]),
             forwarded_allow_ips=got["forwarded_allow_ips"] or None,
             timeout_graceful_shutdown=3, server_header=False)
+        # uvicorn handles SIGTERM (graceful shutdown), then raises it again once done so the
+        # process dies by it; a handler of our own in its place makes the end exit 0, as
+        # every other pbxctl daemon does on SIGTERM.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         uvicorn.Server(config).run()
     finally:
         store.close()

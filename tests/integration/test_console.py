@@ -10,6 +10,9 @@ CLI call; the console under test only reads and acts on them.
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -25,6 +28,7 @@ import httpx
 import pytest
 import uvicorn
 
+from pbxctl.cli import main
 from pbxctl.console.app import ConsoleDeps, ConsoleSettings, create_app
 from pbxctl.console.guard import AllowClients
 from pbxctl.console.live import OrderFeed
@@ -404,3 +408,68 @@ def test_the_console_speaks_chinese_by_default(site: ConsoleSite, browser: WebDr
     wait_js(browser, "document.body.dataset.live === '1'", what="the inbox to go live")
     assert browser.find_element(By.TAG_NAME, "h1").text == "HZXS 县区工单"
     assert browser.find_element(By.ID, "live-state").text == "实时"
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+def test_passwd_reads_the_password_from_stdin_and_checks_the_seat(site: ConsoleSite,
+                                                                  tmp_path: Path) -> None:
+    conninfo = site.store.config.conninfo
+    env = {"PBXCTL_DATABASE_DSN": conninfo}
+
+    def passwd(*argv: str, stdin: str) -> tuple[int, str]:
+        out, err = io.StringIO(), io.StringIO()
+        rc = main(["console", "passwd", *argv], environ=env, stdout=out, stderr=err,
+                  stdin=io.StringIO(stdin))
+        return rc, out.getvalue() + err.getvalue()
+
+    rc, text = passwd("hzyh-t02", "--inventory", str(EXAMPLE), stdin="a-new-pass-123\n")
+    assert rc == 0 and "a-new-pass-123" not in text
+    stored = site.store.execute("SELECT password_hash FROM console_logins WHERE login = "
+                                "'hzyh-t02'")[0][0]
+    assert str(stored).startswith("$argon2id$")
+    with site.client() as c:
+        assert sign_in(c, "hzyh-t01").status_code == 303  # others unaffected
+    rc, text = passwd("nobody-t09", "--inventory", str(EXAMPLE), stdin="long-enough-pw\n")
+    assert rc == 3 and "no such seat" in text
+    rc, text = passwd("hzyh-t02", "--inventory", str(EXAMPLE), stdin="short\n")
+    assert rc == 3 and "at least 10 characters" in text
+    assert not site.store.execute("SELECT 1 FROM console_logins WHERE login = 'nobody-t09'")
+    # The short one changed nothing: the password set before still signs in.
+    PASSWORD["hzyh-t02"] = "a-new-pass-123"
+    site.store.execute("DELETE FROM console_login_failures")  # the rate-limit test's
+    with site.client() as c:
+        assert sign_in(c, "hzyh-t02").status_code == 303
+
+
+def test_serve_from_the_config_file_binds_the_chosen_address(site: ConsoleSite,
+                                                            tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    cfg = tmp_path / "pbxctl.yaml"
+    cfg.write_text(f"database: {{dsn: \"{site.store.config.conninfo}\"}}\n"
+                   f"console: {{inventory: {EXAMPLE}, host: 127.0.0.3, port: {port}, "
+                   "allow: [127.0.0.0/8], cookie_secure: false}\n")
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("database: {password: console-db-secret-1}\n")
+    secrets.chmod(0o600)
+    log = tmp_path / "console.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "pbxctl", "console", "serve",
+                                 "--config", str(cfg)], stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: tcp_accepts("127.0.0.3", port) or proc.poll() is not None,
+                   timeout=30, what="pbxctl console serve to listen")
+        assert proc.poll() is None, log.read_text()
+        assert not tcp_accepts("127.0.0.1", port)  # only the chosen address
+        r = httpx.get(f"http://127.0.0.3:{port}/login", timeout=10)
+        assert r.status_code == 200 and "登录" in r.text
+        with httpx.Client(base_url=f"http://127.0.0.3:{port}", timeout=10) as c:
+            assert sign_in(c, "zj-sup01").status_code == 303
+            assert "Work orders of the province" in c.get("/inbox").text
+        assert "console-db-secret-1" not in " ".join(Path(f"/proc/{proc.pid}/cmdline")
+                                                     .read_text().split("\0"))
+    finally:
+        proc.terminate()
+        rc = proc.wait(timeout=15)
+    text = log.read_text()
+    assert rc == 0, text
+    assert "console-db-secret-1" not in text and PASSWORD["zj-sup01"] not in text

@@ -27,3 +27,20 @@ def test_every_section_of_the_sample_config_is_known_to_its_daemon(tmp_path: Pat
         resolve(section, opts, cli={}, environ={}, config=cfg)  # raises on an unknown key
     got = resolve("console", console.OPTIONS, cli={}, environ={}, config=cfg)
     assert got["cookie_secure"] is True and got["host"] == "127.0.0.1"
+
+
+def test_every_systemd_unit_starts_a_real_verb_with_the_config_and_nothing_secret() -> None:
+    from pbxctl.cli.app import build_parser
+
+    units = sorted((ROOT / "contrib" / "systemd").glob("*.service"))
+    assert "pbxctl-console.service" in {u.name for u in units}
+    for unit in units:
+        lines = [ln for ln in unit.read_text().splitlines() if ln.startswith("ExecStart=")]
+        assert len(lines) == 1, unit.name
+        argv = lines[0].removeprefix("ExecStart=").split()
+        assert argv[0].endswith("/pbxctl"), unit.name
+        assert "--config" in argv, unit.name
+        assert not any(w in " ".join(argv).lower() for w in ("password", "secret", "dsn")), \
+            unit.name
+        args = build_parser(argv[1:]).parse_args(argv[1:])  # a usage error exits (fails)
+        assert callable(args.func), unit.name
