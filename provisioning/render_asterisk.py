@@ -19,7 +19,8 @@ from provisioning.templates import render
 SIP_PORT = 5060
 AMI_PORT = 5038
 AMI_USER = "pbxctl"  # the operations user of the rendered manager.conf
-AMI_USERS = {"ops": AMI_USER, "watch": "pbxctl-watch", "notify": "pbxctl-notify"}
+AMI_USERS = {"ops": AMI_USER, "watch": "pbxctl-watch", "notify": "pbxctl-notify",
+             "console": "pbxctl-console"}
 LOCAL_WELCOME = "pls-hold-while-try"  # stock prompt until the prompt catalogue lands
 
 RELOAD: dict[str, str | None] = {
@@ -132,11 +133,11 @@ def _queues(site: Site, inv: Inventory) -> list[_Queue]:
 def _manager_permit(site: Site, inv: Inventory) -> dict[str, list[IPv4Address]]:
     """Exact addresses per AMI user: operations from the CTI hosts, the site itself and the
     configured management hosts; the watcher and the notifier from the site itself (they run
-    beside it)."""
+    beside it); the notifier and the web console also from the CTI hosts."""
     own = [site.host.a, site.host.b]
     cti = [inv.province.cti.a, inv.province.cti.b]
     return {"ops": _unique([*cti, *own, *inv.province.options.ami_permit]), "watch": own,
-            "notify": _unique([*own, *cti])}
+            "notify": _unique([*own, *cti]), "console": _unique([*own, *cti])}
 
 
 def _unique(addrs: list[IPv4Address]) -> list[IPv4Address]:
@@ -186,7 +187,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *, major: int = DE
         "asterisk/manager.conf.j2", site=site, bind=site.host.a, port=AMI_PORT,
         users=AMI_USERS, permit=_manager_permit(site, inv),
         secrets={"ops": secrets.ami[site.name], "watch": secrets.ami_watch.get(site.name, ""),
-                 "notify": secrets.ami_notify.get(site.name, "")})
+                 "notify": secrets.ami_notify.get(site.name, ""),
+                 "console": secrets.ami_console.get(site.name, "")})
     for which in ("modules.conf", "logger.conf", "rtp.conf", "musiconhold.conf",
                   "asterisk.conf"):
         files[which] = render("asterisk/static.conf.j2", which=which, site=site,

@@ -23,10 +23,11 @@ class Secrets:
     dsn: dict[str, str]  # secret name → PostgreSQL conninfo (written by ops)
     ami_watch: dict[str, str] = field(default_factory=dict)  # gateway → pbxctl-watch secret
     ami_notify: dict[str, str] = field(default_factory=dict)  # province PBX → pbxctl-notify
+    ami_console: dict[str, str] = field(default_factory=dict)  # province PBX → pbxctl-console
 
-SECTIONS = ("ami", "ami_watch", "ami_notify", "sip", "dsn")
+SECTIONS = ("ami", "ami_watch", "ami_notify", "ami_console", "sip", "dsn")
 # The per-purpose AMI users a site of each role has besides the operations user.
-ROLE_USERS = {"gateway": ("ami_watch",), "province": ("ami_notify",)}
+ROLE_USERS = {"gateway": ("ami_watch",), "province": ("ami_notify", "ami_console")}
 
 
 def secrets_path(inventory: Path) -> Path:
@@ -77,4 +78,4 @@ def ensure_secrets(inv: Inventory, path: Path, *, create: bool = True) -> Secret
         atomic_write(path, text, mode=0o600)
         os.chmod(path, 0o600)
     return Secrets(str(path), data["ami"], data["sip"], data["dsn"], ami_watch=data["ami_watch"],
-                   ami_notify=data["ami_notify"])
+                   ami_notify=data["ami_notify"], ami_console=data["ami_console"])

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -25,6 +26,9 @@ from pbxctl.lab.sandbox.postgres import PgEndpoint, PostgresCluster
 from pbxctl.pbx.ami import AmiClient
 from pbxctl.pbx.engine import default_major
 from tests.spine.site import GatewayParams, gateway_configs
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 # -- markers say which real parts a test starts ----------------------------------------------
 # Fixtures that start a part, and the marker a test using them must carry. A test module that
@@ -122,6 +126,22 @@ def no_secret_in_cli_output() -> Iterator[None]:
     secrets = _test_secrets()
     leaks = [(cmd, s) for cmd, text in seen for s in secrets if s in text]
     assert not leaks, f"secrets in CLI output: {leaks[:5]}"
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDriver]:
+    """Debian's headless Chromium (tests/browser.py). On a failed test the page's screenshot
+    and HTML stay in the test's tmp dir."""
+    from tests.browser import chromium, keep_evidence
+
+    driver = chromium(tmp_path / "chromium")
+    try:
+        yield driver
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            keep_evidence(driver, tmp_path)
+        driver.quit()
 
 
 @pytest.fixture

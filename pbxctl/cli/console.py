@@ -8,12 +8,14 @@ secrets file; a seat's console password comes on standard input, never on the co
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import signal
 import sys
 from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pbxctl.cli.env import (
     Env,
@@ -30,6 +32,9 @@ from pbxctl.cli.env import store as open_store
 from pbxctl.core.config import Option, resolve
 from pbxctl.core.errors import InputError, UsageError
 
+if TYPE_CHECKING:
+    from pbxctl.pbx.ami import AmiClient
+
 OPTIONS = (
     Option("host", str, "127.0.0.1"), Option("port", int, 8480),
     Option("inventory", str, ""),
@@ -39,14 +44,22 @@ OPTIONS = (
            help="the reverse proxy's address: trust its X-Forwarded-For / -Proto"),
     Option("cookie_secure", bool, True), Option("recordings_root", str, ""),
     Option("session_idle_minutes", int, 30), Option("session_max_hours", int, 12),
+    # Screen pops and agents' ready/paused: the province PBX's AMI, user pbxctl-console.
+    Option("ami_host", str, "", help="the province PBX's AMI address (empty: no screen pops)"),
+    Option("ami_port", int, 5038), Option("ami_user", str, "pbxctl-console"),
+    Option("ami_secret", str, "", secret=True),
+    Option("ami_source", str, "", help="local address to connect from (manager.conf permits "
+                                       "the CTI hosts)"),
 )
 
 def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
     import uvicorn
 
     from pbxctl.console.app import ConsoleDeps, ConsoleSettings, create_app
+    from pbxctl.console.calls import CallFeed
     from pbxctl.console.guard import AllowClients
     from pbxctl.console.live import OrderFeed
+    from pbxctl.console.server import ConsoleServer
 
     got = resolve("console", OPTIONS, cli=vars(args), environ=env.environ,
                   config=config_of(args, env))
@@ -64,12 +77,20 @@ def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
         session_idle=timedelta(minutes=got["session_idle_minutes"]),
         session_max=timedelta(hours=got["session_max_hours"]),
         recordings_root=Path(got["recordings_root"]) if got["recordings_root"] else None)
+    calls = None
+    if got["ami_host"]:
+        if not got["ami_secret"]:
+            raise UsageError("console.ami_host is set but console.ami_secret is not",
+                             hint="put the pbxctl-console secret (INVENTORY.secrets.yaml: "
+                                  "ami_console.<pbx>) in the config's secrets file")
+        calls = CallFeed(functools.partial(_ami, got))
     daemon_logging()
     store = open_store(args, env)
     store.open()
     try:
-        app = create_app(ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(dsn),
-                                     settings=settings))
+        deps = ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(dsn),
+                           settings=settings, calls=calls)
+        app = create_app(deps)
         config = uvicorn.Config(
             AllowClients(app, allow), host=got["host"], port=got["port"], log_config=None,
             access_log=False, proxy_headers=bool(got["forwarded_allow_ips"]),
@@ -79,10 +100,19 @@ def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
         # process dies by it; a handler of our own in its place makes the end exit 0, as
         # every other pbxctl daemon does on SIGTERM.
         signal.signal(signal.SIGTERM, lambda *_: None)
-        uvicorn.Server(config).run()
+        ConsoleServer(config, deps=deps).run()
     finally:
         store.close()
     return 0
+
+def _ami(got: dict[str, Any]) -> AmiClient:
+    from pbxctl.pbx.ami import AmiClient
+
+    client = AmiClient(host=got["ami_host"], port=got["ami_port"], username=got["ami_user"],
+                       secret=got["ami_secret"], source=got["ami_source"] or None, timeout=5.0)
+    client.connect()
+    return client
+
 
 def cmd_console_passwd(args: argparse.Namespace, env: Env) -> int:
     from pbxctl.console.passwords import hash_password

@@ -13,11 +13,11 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -35,16 +35,25 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pbxctl.console import labels, passwords
+from pbxctl.console.calls import CallFeed, Pop
 from pbxctl.console.i18n import DEFAULT_LANG, LANGS, Clock, load_translations
 from pbxctl.console.live import OrderFeed
-from pbxctl.console.roles import ACTIONS, Principal, may_act_on_order, may_see_order, order_scope
+from pbxctl.console.roles import (
+    ACTIONS,
+    Principal,
+    home_page,
+    may_act_on_order,
+    may_see_order,
+    order_scope,
+)
 from pbxctl.console.roles import principal as principal_of
-from pbxctl.core.errors import InputError, StoreUnavailable
-from pbxctl.data import console_auth, orders
+from pbxctl.core.errors import InputError, PbxctlError, StoreUnavailable
+from pbxctl.data import console_auth, customers, orders
 from pbxctl.data.store import Store
 from provisioning.model import Inventory
 
 log = logging.getLogger("pbxctl.console")
+T = TypeVar("T")
 SESSION_COOKIE = "pbxctl_session"
 LOGIN_CSRF_COOKIE = "pbxctl_login_csrf"
 SECURITY_HEADERS = {
@@ -80,6 +89,10 @@ class ConsoleDeps:
     inventory: Inventory
     feed: OrderFeed
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
+    calls: CallFeed | None = None  # None: no AMI configured, no screen pops
+    # Set when the server begins to stop: open event streams end at once instead of holding
+    # the shutdown until uvicorn cancels them (pbxctl/console/server.py sets it).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     envs: dict[str, Environment] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -231,7 +244,7 @@ class Console:
                                     csrf=secrets.token_urlsafe(32), lang=lang,
                                     lifetime=s.session_max)
         log.info("signed in: %s (%s) from %s", login, who.role, client)
-        resp = RedirectResponse("/inbox", status_code=303, headers=SECURITY_HEADERS)
+        resp = RedirectResponse(home_page(who), status_code=303, headers=SECURITY_HEADERS)
         self._cookie(resp, SESSION_COOKIE, token,
                      max_age=int(s.session_max.total_seconds()))
         resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -266,11 +279,11 @@ class Console:
             raise Denied(400, f"lang: one of {', '.join(LANGS)}")
         console_auth.set_session_lang(self.deps.store, token=request.cookies[SESSION_COOKIE],
                                       lang=lang)
-        return RedirectResponse("/inbox", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse(home_page(seen.who), status_code=303, headers=SECURITY_HEADERS)
 
     def home(self, request: Request) -> Response:
-        self._principal(request)
-        return RedirectResponse("/inbox", status_code=303, headers=SECURITY_HEADERS)
+        seen = self._principal(request)
+        return RedirectResponse(home_page(seen.who), status_code=303, headers=SECURITY_HEADERS)
 
     def inbox(self, request: Request) -> Response:
         seen = self._principal(request)
@@ -384,9 +397,10 @@ class Console:
             if feed.connected.is_set():
                 yield "event: ready\ndata: {}\n\n"
             while True:
-                try:
-                    ev = await asyncio.wait_for(sub.get(), timeout=s.keepalive_s)
-                except TimeoutError:
+                got, ev = await _next(sub.get(), self.deps.stopping, s.keepalive_s)
+                if got == "stop":
+                    return
+                if got == "timeout":
                     # Still signed in? A stream must not outlive its session.
                     try:
                         await run_in_threadpool(self._principal, request)
@@ -395,11 +409,150 @@ class Console:
                         return
                     yield ": keepalive\n\n"
                     continue
+                assert ev is not None
                 if ev["kind"] == "resync":
                     yield "event: resync\ndata: {}\n\n"
                 elif (prefecture is None or ev.get("prefecture") == prefecture) and \
                         (county is None or ev.get("county") == county):
                     yield f"event: order\ndata: {json.dumps({'id': ev.get('id')})}\n\n"
+
+    # -- the agent's screen ------------------------------------------------------------------
+    def _agent(self, request: Request) -> Seen:
+        seen = self._principal(request)
+        if seen.who.role != "agent":
+            raise Denied(403, "this page is for agents")
+        return seen
+
+    def agent_page(self, request: Request) -> Response:
+        seen = self._agent(request)
+        calls = self.deps.calls
+        pops = calls.recent(seen.who.login) if calls else []
+        filed: orders.Order | None = None
+        if request.query_params.get("filed", "").isdigit():
+            try:
+                filed = orders.get(self.deps.store, int(request.query_params["filed"]))
+            except InputError:
+                filed = None
+            if filed is not None and filed.created_by != seen.who.login:
+                filed = None
+        state = calls.member_state(seen.who.login) if calls and calls.connected else ""
+        return self.render("agent.html", seen.lang, seen=seen, pops=pops,
+                           pop_ctx=self._pop_ctx(pops[0]) if pops else None,
+                           state=state, live=calls is not None, filed=filed)
+
+    def _pop_ctx(self, pop: Pop) -> dict[str, Any]:
+        found = customers.customer(self.deps.store, pop.account, now=datetime.now(UTC)) \
+            if pop.account else None
+        return {"pop": pop, "customer": found}
+
+    def agent_pop(self, request: Request) -> Response:
+        seen = self._agent(request)
+        calls = self.deps.calls
+        pop = calls.pop(seen.who.login, str(request.path_params["linkedid"])) if calls else None
+        if pop is None:
+            raise Denied(404, "no such call on your phone")
+        return self.render("_pop.html", seen.lang, seen=seen, **self._pop_ctx(pop))
+
+    async def agent_order(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self._agent_order, request, form)
+
+    def _agent_order(self, request: Request, form: Mapping[str, Any]) -> Response:
+        seen = self._agent(request)
+        self._check_csrf(seen, form, request)
+        store, me = self.deps.store, seen.who.login
+        linkedid = str(form.get("linkedid", ""))
+        calls = self.deps.calls
+        if linkedid and (calls is None or calls.pop(me, linkedid) is None):
+            raise Denied(403, "that call was not on your phone")
+        account = str(form.get("account_no", "")).strip()
+        rows = store.execute("SELECT prefecture FROM accounts WHERE account_no = %s",
+                             (account,))
+        if rows and str(rows[0][0]) != seen.who.prefecture:
+            raise Denied(403, f"account {account} belongs to another prefecture")
+        try:
+            priority = int(str(form.get("priority", "3")))
+            order = orders.create(store, self.deps.inventory, type=str(form.get("type", "")),
+                                  account_no=account, created_by=me, priority=priority,
+                                  description=str(form.get("description", "")).strip()[:2000],
+                                  call_site=self.deps.inventory.province.pbx.name
+                                  if linkedid else "", call_linkedid=linkedid)
+            orders.dispatch(store, self.deps.inventory, order.id, actor=me)
+        except (InputError, ValueError) as exc:
+            raise Denied(400, str(exc)) from None
+        log.info("work order %s filed by %s (call %s)", order.id, me, linkedid or "-")
+        return RedirectResponse(f"/agent?filed={order.id}", status_code=303,
+                                headers=SECURITY_HEADERS)
+
+    async def agent_state(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self._agent_state, request, form)
+
+    def _agent_state(self, request: Request, form: Mapping[str, Any]) -> Response:
+        seen = self._agent(request)
+        self._check_csrf(seen, form, request)
+        state, reason = str(form.get("state", "")), str(form.get("reason", ""))
+        if state not in ("ready", "paused"):
+            raise Denied(400, "state: ready or paused")
+        if state == "paused" and reason not in labels.PAUSE_REASONS:
+            raise Denied(400, f"reason: one of {', '.join(labels.PAUSE_REASONS)}")
+        if self.deps.calls is None:
+            raise Denied(503, "no PBX connection is configured for this console")
+        try:
+            self.deps.calls.queue_pause(agent=seen.who.login, paused=state == "paused",
+                                        reason=reason if state == "paused" else "")
+        except PbxctlError as exc:
+            raise Denied(503, exc.message) from None
+        log.info("agent %s: %s %s", seen.who.login, state, reason)
+        return RedirectResponse("/agent", status_code=303, headers=SECURITY_HEADERS)
+
+    async def agent_events(self, request: Request) -> Response:
+        seen = await run_in_threadpool(self._agent, request)
+        return StreamingResponse(self._agent_stream(request, seen),
+                                 media_type="text/event-stream",
+                                 headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
+
+    async def _agent_stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
+        calls, s = self.deps.calls, self.deps.settings
+        if calls is None:
+            yield "event: unavailable\ndata: {}\n\n"
+            return
+        with calls.subscribe(seen.who.login) as q:
+            yield "retry: 2000\n\n"
+            yield f"event: {'ready' if calls.connected else 'unavailable'}\ndata: {{}}\n\n"
+            while True:
+                got, pop = await _next(q.get(), self.deps.stopping, s.keepalive_s)
+                if got == "stop":
+                    return
+                if got == "timeout":
+                    try:
+                        await run_in_threadpool(self._principal, request)
+                    except Denied:
+                        yield "event: signout\ndata: {}\n\n"
+                        return
+                    yield f"event: {'ready' if calls.connected else 'unavailable'}\n" \
+                          "data: {}\n\n"
+                    continue
+                assert pop is not None
+                yield f"event: pop\ndata: {json.dumps({'linkedid': pop.linkedid})}\n\n"
+
+
+async def _next(get: Coroutine[Any, Any, T], stopping: asyncio.Event, timeout: float
+                ) -> tuple[str, T | None]:
+    """The next item of a stream's queue: ("item", value), ("timeout", None) after
+    ``timeout`` seconds, or ("stop", None) once the server is stopping."""
+    getter = asyncio.ensure_future(get)
+    stopper = asyncio.ensure_future(stopping.wait())
+    try:
+        done, _ = await asyncio.wait({getter, stopper}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (getter, stopper):
+            if not task.done():
+                task.cancel()
+    if getter in done:
+        return "item", getter.result()
+    return ("stop", None) if stopper in done else ("timeout", None)
 
 
 def _guard(console: Console, handler: Any) -> Any:
@@ -429,13 +582,17 @@ def create_app(deps: ConsoleDeps) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(deps.feed.run(), name="order-feed")
+        tasks = [asyncio.create_task(deps.feed.run(), name="order-feed")]
+        if deps.calls is not None:
+            tasks.append(asyncio.create_task(deps.calls.run(), name="call-feed"))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     static = Path(__file__).parent / "static"
     return Starlette(routes=[
@@ -444,6 +601,11 @@ def create_app(deps: ConsoleDeps) -> Starlette:
         route("/login", c.login, ["POST"]),
         route("/logout", c.logout, ["POST"]),
         route("/lang", c.set_lang, ["POST"]),
+        route("/agent", c.agent_page),
+        route("/agent/events", c.agent_events),
+        route("/agent/pop/{linkedid:str}", c.agent_pop),
+        route("/agent/orders", c.agent_order, ["POST"]),
+        route("/agent/state", c.agent_state, ["POST"]),
         route("/inbox", c.inbox),
         route("/inbox/rows", c.inbox_rows),
         route("/inbox/events", c.events),

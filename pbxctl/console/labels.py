@@ -17,6 +17,12 @@ ORDER_TYPE = {"repair": N_("repair"), "billing": N_("billing dispute"),
 PRIORITY = {1: N_("urgent"), 2: N_("high"), 3: N_("normal"), 4: N_("low")}
 ROLE = {"agent": N_("agent"), "county": N_("county terminal seat"),
         "supervisor": N_("supervisor"), "admin": N_("administrator")}
+REASON = {"account": N_("the caller's account"), "did": N_("the number dialled"),
+          "area": N_("the caller's area code"), "gateway": N_("the gateway's prefecture"),
+          "local": N_("the gateway's own prefecture (CTI unreachable)")}
+PAUSE_REASONS = {"break": N_("break"), "meal": N_("meal"), "training": N_("training"),
+                 "after-call-work": N_("after-call work"), "meeting": N_("meeting")}
+MODE = {"central": N_("central"), "survivable": N_("survivable")}
 EVENT = {"created": N_("created"), "dispatched": N_("dispatched"), "notify": N_("phone call"),
          "accepted": N_("accepted"), "returned": N_("returned"), "escalated": N_("escalated"),
          "done": N_("done")}

@@ -59,6 +59,12 @@ def may_act_on_order(who: Principal, order: Order, action: str) -> bool:
             and order.seat == who.login)
 
 
+def home_page(who: Principal) -> str:
+    """Where a signed-in seat lands: agents on their call screen, everyone else on the
+    work orders of their scope (the supervisor wallboard is not built yet)."""
+    return "/agent" if who.role == "agent" else "/inbox"
+
+
 def order_scope(who: Principal) -> tuple[str | None, str | None]:
     """(prefecture, county) filters of the orders ``who`` may list; None: any."""
     if who.role == "county":

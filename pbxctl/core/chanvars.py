@@ -51,6 +51,8 @@ MODE = "PBXCTL_MODE"
 HEADER_DID = "X-Pbxctl-Did"
 HEADER_ORIGIN = "X-Pbxctl-Origin"
 HEADER_SENT = "X-Pbxctl-Sent"  # the gateway's ${EPOCH} when it sent the INVITE
+HEADER_ACCOUNT = "X-Pbxctl-Account"  # the account self-service identified (digits), if any
+HEADER_REASON = "X-Pbxctl-Reason"  # why the call went to this queue (ROUTE_REASON)
 
 # route: where a caller who wants a person goes (ivr_scripts.routing).
 ROUTE_PREFECTURE = "PBXCTL_ROUTE_PREFECTURE"

@@ -300,3 +300,10 @@ def open_report(store: Store) -> dict[str, dict[str, int]]:
                 counts[name] += 1
                 break
     return out
+
+
+def list_for_account(store: Store, account_no: str, *, limit: int = 20) -> list[Order]:
+    """The account's open orders, newest first (the agent's screen pop)."""
+    rows = store.execute(_select("WHERE account_no = %s AND status <> 'done' "
+                                 "ORDER BY id DESC LIMIT %s"), (account_no, limit))
+    return [_order(r) for r in rows]

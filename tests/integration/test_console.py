@@ -13,24 +13,20 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import threading
 import time
 import uuid
 import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import uvicorn
 
 from pbxctl.cli import main
-from pbxctl.console.app import ConsoleDeps, ConsoleSettings, create_app
-from pbxctl.console.guard import AllowClients
+from pbxctl.console.app import ConsoleDeps, ConsoleSettings
 from pbxctl.console.live import OrderFeed
 from pbxctl.console.passwords import hash_password
 from pbxctl.core.net import free_port, tcp_accepts
@@ -43,6 +39,8 @@ from pbxctl.lab.sandbox.postgres import PostgresCluster
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.sample import seed_input
+from tests.browser import serve, wait_js
+from tests.browser import sign_in as sign_in_browser
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -120,21 +118,11 @@ def site(pg_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
     recordings = tmp_path_factory.mktemp("recordings")
     settings = ConsoleSettings(cookie_secure=False, recordings_root=recordings,
                                keepalive_s=1.0)
-    app = create_app(ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(conninfo),
-                                 settings=settings))
-    port = free_port("127.0.0.1")
-    server = uvicorn.Server(uvicorn.Config(
-        AllowClients(app, [ip_network("127.0.0.1/32")]), host="127.0.0.1", port=port,
-        log_config=None, access_log=False, timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="console", daemon=True)
-    thread.start()
+    deps = ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(conninfo), settings=settings)
     try:
-        wait_until(lambda: server.started and tcp_accepts("127.0.0.1", port), timeout=20,
-                   what="the console to listen")
-        yield ConsoleSite(f"http://127.0.0.1:{port}", store, inv, recordings)
+        with serve(deps) as url:
+            yield ConsoleSite(url, store, inv, recordings)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         store.close()
 
 
@@ -294,51 +282,9 @@ def _index_recording(store: Store, uid: str, path: Path) -> None:
 
 
 # -- a real browser ---------------------------------------------------------------------------
-@pytest.fixture
-def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDriver]:
-    """Debian's headless Chromium through Debian's chromedriver (nothing downloaded). On a
-    failed test the page's screenshot and HTML stay in the test's tmp dir."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1280,900",
-                 f"--user-data-dir={tmp_path / 'chromium'}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(20)
-    try:
-        yield driver
-    finally:
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            driver.save_screenshot(str(tmp_path / "failure.png"))
-            (tmp_path / "failure.html").write_text(driver.page_source, encoding="utf-8")
-            print(f"browser evidence kept in {tmp_path}")
-        driver.quit()
-
-
 def browser_sign_in(driver: WebDriver, site: ConsoleSite, seat: str, *,
                     lang: str = "en") -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(f"{site.url}/login?lang={lang}")
-    driver.find_element(By.ID, "login").send_keys(seat)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD[seat])
-    driver.find_element(By.ID, "submit").click()
-    wait_js(driver, "document.body.dataset.live === '1'", what=f"{seat}'s inbox to go live")
-
-
-def wait_js(driver: WebDriver, condition: str, *, what: str, timeout: float = 10.0) -> float:
-    """Wait until a JavaScript condition holds in the page; returns when (monotonic)."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, timeout, poll_frequency=0.02).until(
-        lambda d: d.execute_script(f"return !!({condition})"), message=what)
-    return time.monotonic()
+    sign_in_browser(driver, site.url, seat, PASSWORD[seat], lang=lang)
 
 
 @pytest.mark.browser

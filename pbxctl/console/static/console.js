@@ -2,6 +2,35 @@
 // rows come from scope-checked requests, as HTML rendered (and escaped) by the server.
 "use strict";
 (function () {
+  // The agent's screen: a pop names a call on this agent's phone; its panel (customer, bills,
+  // outages, open orders, the work-order form) is rendered by the server.
+  const body = document.body;
+  if (body.dataset.page !== "agent") return;
+  const pop = document.getElementById("pop");
+  const state = document.getElementById("live-state");
+  function live(on) {
+    body.dataset.live = on ? "1" : "0";
+    state.textContent = on ? state.dataset.on : state.dataset.off;
+    state.className = on ? "live on" : "live off";
+  }
+  const es = new EventSource("/agent/events");
+  es.addEventListener("ready", () => live(true));
+  es.addEventListener("unavailable", () => live(false));
+  es.addEventListener("signout", () => { es.close(); location.href = "/login"; });
+  es.addEventListener("pop", async (e) => {
+    const id = JSON.parse(e.data).linkedid;
+    const r = await fetch("/agent/pop/" + encodeURIComponent(id),
+                          {credentials: "same-origin", headers: {"Accept": "text/html"}});
+    if (!r.ok) return;
+    const t = document.createElement("template");
+    t.innerHTML = await r.text();  // server-rendered, autoescaped
+    pop.replaceChildren(t.content);
+    body.dataset.popped = id;
+  });
+  es.onerror = () => live(false);
+})();
+
+(function () {
   const body = document.body;
   if (body.dataset.page !== "inbox") return;
   const rows = document.getElementById("order-rows");

@@ -1,0 +1,187 @@
+"""Agents' calls for the console: the province PBX tells (UserEvent ``PbxctlAgentPop``, sent
+by the queue's answer gosub the moment an agent's phone answers) and the console pops the call
+on that agent's open page; an agent's ready/paused state is set with ``QueuePause``.
+
+One AMI connection (user ``pbxctl-console``: read user,agent; write agent), read by the AMI
+client's own thread; pops cross into the event loop with ``call_soon_threadsafe``. Lost
+connection: reconnect with back-off; pops in between are lost for the screen only (the call
+itself, its record and recording are not affected), and the page says "not live".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from pbxctl.core.errors import PbxctlError, WaitTimeout
+from pbxctl.pbx.ami import AmiClient, Message
+
+log = logging.getLogger("pbxctl.console.calls")
+POP_EVENT = "PbxctlAgentPop"
+KEEP_PER_AGENT = 5
+
+
+@dataclass(frozen=True)
+class Pop:
+    agent: str
+    linkedid: str
+    uniqueid: str
+    caller: str
+    did: str
+    reason: str
+    account: str
+    queue: str
+    prefecture: str
+    mode: str
+    start: float | None
+    answer: float | None
+    recording: str
+    received: float  # time.time() when the console got the event
+
+    @property
+    def wait_s(self) -> float | None:
+        if self.start is None or self.answer is None:
+            return None
+        return max(0.0, self.answer - self.start)
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def pop_from_event(msg: Mapping[str, str], *, received: float) -> Pop | None:
+    """The pop an event describes, or None when it names no agent or call (or names them
+    with characters no endpoint or linkedid has). Free text came URI-encoded; the account is
+    kept only if it is all digits."""
+    agent, linkedid = msg.get("Agent", ""), msg.get("Linkedid", "")
+    if not _ID.fullmatch(agent) or not _ID.fullmatch(linkedid):
+        return None
+    account = msg.get("Account", "")
+    return Pop(agent=agent, linkedid=linkedid, uniqueid=msg.get("CallerUniqueid", ""),
+               caller=unquote(msg.get("Caller", "")), did=unquote(msg.get("Did", "")),
+               reason=msg.get("Reason", ""), account=account if account.isdigit() else "",
+               queue=msg.get("Queue", ""), prefecture=msg.get("Prefecture", ""),
+               mode=msg.get("Mode", ""), start=_number(msg.get("Start", "")),
+               answer=_number(msg.get("Answer", "")), recording=msg.get("Recording", ""),
+               received=received)
+
+
+class CallFeed:
+    """``run()`` is the console's background task (when an AMI host is configured)."""
+
+    def __init__(self, connect: Callable[[], AmiClient], *, max_backoff: float = 10.0) -> None:
+        self._connect = connect
+        self.max_backoff = max_backoff
+        self._recent: dict[str, deque[Pop]] = {}
+        self._subs: dict[str, set[asyncio.Queue[Pop]]] = {}
+        self._client: AmiClient | None = None
+        self._stop = threading.Event()
+        self.connected = False
+        self.received = 0
+
+    # -- for the pages -------------------------------------------------------------------------
+    def recent(self, agent: str) -> list[Pop]:
+        return list(self._recent.get(agent, ()))
+
+    def pop(self, agent: str, linkedid: str) -> Pop | None:
+        """The agent's own pop of that call (another agent's is not found)."""
+        return next((p for p in self._recent.get(agent, ()) if p.linkedid == linkedid), None)
+
+    @contextmanager
+    def subscribe(self, agent: str) -> Iterator[asyncio.Queue[Pop]]:
+        q: asyncio.Queue[Pop] = asyncio.Queue(maxsize=64)
+        self._subs.setdefault(agent, set()).add(q)
+        try:
+            yield q
+        finally:
+            self._subs.get(agent, set()).discard(q)
+
+    def _publish(self, pop: Pop) -> None:
+        self._recent.setdefault(pop.agent, deque(maxlen=KEEP_PER_AGENT)).appendleft(pop)
+        for q in self._subs.get(pop.agent, ()):
+            if q.full():  # a stalled page: it reloads its pops on reconnect
+                continue
+            q.put_nowait(pop)
+
+    def queue_pause(self, *, agent: str, paused: bool, reason: str) -> None:
+        """Pause or unpause the agent's phone in every queue it is a member of."""
+        client = self._client
+        if client is None or not client.connected:
+            raise PbxctlError("the province PBX is not reachable just now: state unchanged")
+        reply = client.action("QueuePause", Interface=f"PJSIP/{agent}",
+                              Paused="true" if paused else "false", Reason=reason)
+        if not reply.ok:
+            raise PbxctlError(f"QueuePause refused: {reply.response.get('Message', '')}")
+
+    def member_state(self, agent: str) -> str:
+        """"paused", "ready", or "" when the PBX cannot say just now."""
+        client = self._client
+        if client is None or not client.connected:
+            return ""
+        reply = client.action("QueueStatus", Member=f"PJSIP/{agent}")
+        members = [e for e in reply.events if e.get("Event") == "QueueMember"]
+        if not members:
+            return ""
+        return "paused" if any(m.get("Paused") == "1" for m in members) else "ready"
+
+    # -- the reader ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        thread = threading.Thread(target=self._read, args=(loop,), name="console-ami",
+                                  daemon=True)
+        thread.start()
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            self._stop.set()
+            client = self._client
+            if client is not None:
+                client.close()
+            await asyncio.to_thread(thread.join, 5.0)
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                client = self._connect()
+            except PbxctlError as exc:
+                log.warning("AMI for screen pops unreachable: %s", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = 0.5
+            self._client, self.connected = client, True
+            log.info("screen pops: listening on the province PBX's AMI")
+            try:
+                keep: Callable[[Message], bool] = lambda m: m.get("UserEvent") == POP_EVENT  # noqa: E731
+                with client.subscribe(keep=keep) as events:
+                    while not self._stop.is_set() and client.connected:
+                        try:
+                            msg = events.wait_for(lambda m: True, timeout=1.0,
+                                                  what=POP_EVENT)
+                        except WaitTimeout:
+                            continue
+                        pop = pop_from_event(msg, received=time.time())
+                        if pop is not None:
+                            self.received += 1
+                            loop.call_soon_threadsafe(self._publish, pop)
+            finally:
+                self.connected = False
+                self._client = None
+                client.close()
+            if not self._stop.is_set():
+                log.warning("screen pops: AMI connection lost; reconnecting")
