@@ -110,7 +110,8 @@ class CallFeed:
         finally:
             self._subs.get(agent, set()).discard(q)
 
-    def _publish(self, pop: Pop) -> None:
+    def publish(self, pop: Pop) -> None:
+        """Keep ``pop`` as the agent's latest and tell their open pages (event loop only)."""
         self._recent.setdefault(pop.agent, deque(maxlen=KEEP_PER_AGENT)).appendleft(pop)
         for q in self._subs.get(pop.agent, ()):
             if q.full():  # a stalled page: it reloads its pops on reconnect
@@ -178,7 +179,7 @@ class CallFeed:
                         pop = pop_from_event(msg, received=time.time())
                         if pop is not None:
                             self.received += 1
-                            loop.call_soon_threadsafe(self._publish, pop)
+                            loop.call_soon_threadsafe(self.publish, pop)
             finally:
                 self.connected = False
                 self._client = None

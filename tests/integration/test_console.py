@@ -27,8 +27,10 @@ import pytest
 
 from pbxctl.cli import main
 from pbxctl.console.app import ConsoleDeps, ConsoleSettings
+from pbxctl.console.calls import CallFeed, Pop
 from pbxctl.console.live import OrderFeed
 from pbxctl.console.passwords import hash_password
+from pbxctl.core.errors import ServiceStartError
 from pbxctl.core.net import free_port, tcp_accepts
 from pbxctl.core.procs import wait_until
 from pbxctl.data import orders
@@ -36,6 +38,7 @@ from pbxctl.data.console_auth import set_password, token_hash
 from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store, StoreConfig
 from pbxctl.lab.sandbox.postgres import PostgresCluster
+from pbxctl.pbx.ami import AmiClient
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.sample import seed_input
@@ -48,9 +51,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.pg
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "zhejiang" / "province.yaml"
-SEATS = ("hzxs-t01", "hzxs-t02", "hzyh-t01", "hzyh-t02", "hz-a001", "zj-sup01")
+SEATS = ("hzxs-t01", "hzxs-t02", "hzyh-t01", "hzyh-t02", "hz-a001", "hz-a002", "zj-sup01")
 PASSWORD = {s: f"console-{s}-pw" for s in SEATS}  # the lab's known passwords
 XSS = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+
+
+def _unreachable() -> AmiClient:
+    raise ServiceStartError("AMI 127.0.0.1:1 unreachable (this module runs no PBX)")
 
 
 @dataclass
@@ -59,6 +66,7 @@ class ConsoleSite:
     store: Store
     inv: Inventory
     recordings: Path
+    calls: CallFeed
 
     def account(self, county: str) -> str:
         rows = self.store.execute("SELECT account_no FROM accounts WHERE county = %s "
@@ -118,10 +126,12 @@ def site(pg_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
     recordings = tmp_path_factory.mktemp("recordings")
     settings = ConsoleSettings(cookie_secure=False, recordings_root=recordings,
                                keepalive_s=1.0)
-    deps = ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(conninfo), settings=settings)
+    calls = CallFeed(_unreachable, max_backoff=30.0)
+    deps = ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(conninfo), settings=settings,
+                       calls=calls)
     try:
         with serve(deps) as url:
-            yield ConsoleSite(url, store, inv, recordings)
+            yield ConsoleSite(url, store, inv, recordings, calls)
     finally:
         store.close()
 
@@ -260,6 +270,52 @@ def test_markup_in_any_text_field_is_shown_as_text(site: ConsoleSite) -> None:
         assert seed  # the account is still there; restore a plain address for later tests
         site.store.execute("UPDATE accounts SET holder = '测试户', address = '萧山区测试路1号' "
                            "WHERE account_no = %s", (account,))
+
+
+# -- the agent's screen (the pops here are published by the test: this module runs no PBX;
+# tests/integration/test_console_calls.py has them from a real call) ----------------------------
+def _pop(agent: str, linkedid: str, account: str, caller: str = "057188880001") -> Pop:
+    return Pop(agent=agent, linkedid=linkedid, uniqueid=linkedid, caller=caller,
+               did="057195598", reason="account", account=account, queue="acd-HZ",
+               prefecture="HZ", mode="central", start=100.0, answer=112.5, recording="",
+               received=time.time())
+
+
+def test_an_agent_sees_only_their_own_pops_and_files_orders_in_their_prefecture(
+        site: ConsoleSite) -> None:
+    hz, nb = site.account("HZXS"), site.account("NBYY")
+    site.calls.publish(_pop("hz-a001", "zj-pbx-100.1", hz, caller=XSS))
+    site.calls.publish(_pop("hz-a002", "zj-pbx-200.1", hz))
+    with site.client("hz-a001") as me, site.client("hzxs-t01") as seat:
+        page = me.get("/agent")
+        assert page.status_code == 200 and "&lt;script&gt;window.pwned" in page.text
+        assert "<script>window.pwned" not in page.text
+        pop = me.get("/agent/pop/zj-pbx-100.1")
+        assert pop.status_code == 200 and 'id="customer-account">' + hz in pop.text
+        assert me.get("/agent/pop/zj-pbx-200.1").status_code == 404  # hz-a002's call
+        assert seat.get("/agent").status_code == 403  # not an agent
+        csrf = csrf_of(page.text)
+        form = {"csrf": csrf, "linkedid": "zj-pbx-100.1", "account_no": hz, "type": "repair",
+                "priority": "2", "description": "门口电杆倾斜"}
+        assert me.post("/agent/orders", data={**form, "csrf": ""}).status_code == 403
+        r = me.post("/agent/orders", data={**form, "linkedid": "zj-pbx-200.1"})
+        assert r.status_code == 403 and "not on your phone" in r.text
+        r = me.post("/agent/orders", data={**form, "account_no": nb})
+        assert r.status_code == 403 and "another prefecture" in r.text
+        r = me.post("/agent/orders", data={**form, "type": "teleport"})
+        assert r.status_code == 400 and "not one of" in r.text
+        before = site.store.execute("SELECT count(*) FROM work_orders")[0][0]
+        r = me.post("/agent/orders", data=form)
+        assert r.status_code == 303 and r.headers["location"].startswith("/agent?filed=")
+        order = orders.get(site.store, int(r.headers["location"].split("=")[1]))
+        assert (order.call_linkedid, order.call_site, order.priority, order.status) == \
+            ("zj-pbx-100.1", "zj-pbx", 2, "dispatched")
+        assert site.store.execute("SELECT count(*) FROM work_orders")[0][0] == before + 1  # type: ignore[operator]
+        # Ready/paused needs the PBX: unreachable here, so nothing is claimed.
+        r = me.post("/agent/state", data={"csrf": csrf, "state": "paused", "reason": "meal"})
+        assert r.status_code == 503 and "not reachable" in r.text
+        r = me.post("/agent/state", data={"csrf": csrf, "state": "asleep"})
+        assert r.status_code == 400
 
 
 # -- helpers ----------------------------------------------------------------------------------
