@@ -13,6 +13,8 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
+import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,7 +50,7 @@ from pbxctl.console.roles import (
 )
 from pbxctl.console.roles import principal as principal_of
 from pbxctl.core.errors import InputError, PbxctlError, StoreUnavailable
-from pbxctl.data import console_auth, customers, orders
+from pbxctl.data import console_auth, customers, kpis, orders
 from pbxctl.data.store import Store
 from provisioning.model import Inventory
 
@@ -81,6 +83,8 @@ class ConsoleSettings:
     recordings_root: Path | None = None  # None: recordings are not served by this console
     keepalive_s: float = 15.0
     inbox_limit: int = 200
+    sl_seconds: int = 20  # service level: answered within this many seconds
+    wallboard_every_s: float = 1.0  # how often open wallboards are told to refresh
 
 
 @dataclass
@@ -135,6 +139,8 @@ def _lang_of(request: Request) -> str:
 class Console:
     def __init__(self, deps: ConsoleDeps) -> None:
         self.deps = deps
+        self._board_cache: tuple[float, dict[str, Any]] | None = None
+        self._board_lock = threading.Lock()
 
     # -- the checks ------------------------------------------------------------------------
     def _principal(self, request: Request) -> Seen:
@@ -536,6 +542,80 @@ class Console:
                 assert pop is not None
                 yield f"event: pop\ndata: {json.dumps({'linkedid': pop.linkedid})}\n\n"
 
+    # -- the supervisor wallboard -------------------------------------------------------------
+    def _supervisor(self, request: Request) -> Seen:
+        seen = self._principal(request)
+        if seen.who.role not in ("supervisor", "admin"):
+            raise Denied(403, "the wallboard is for supervisors")
+        return seen
+
+    def _board(self) -> dict[str, Any]:
+        """One snapshot of the province, shared by every open wallboard for
+        ``wallboard_every_s`` (200 screens cost one query set, not 200)."""
+        now = time.monotonic()
+        cached = self._board_cache
+        if cached is not None and now - cached[0] < self.deps.settings.wallboard_every_s:
+            return cached[1]
+        with self._board_lock:
+            cached = self._board_cache
+            if cached is not None and now - cached[0] < self.deps.settings.wallboard_every_s:
+                return cached[1]
+            board = self._compute_board()
+            self._board_cache = (time.monotonic(), board)
+            return board
+
+    def _compute_board(self) -> dict[str, Any]:
+        inv, store, zone = self.deps.inventory, self.deps.store, self.deps.zone
+        local_now = datetime.now(zone)
+        since = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        until = since + timedelta(days=1)
+        figures = kpis.prefecture_kpis(store, since=since, until=until,
+                                       sl_seconds=self.deps.settings.sl_seconds)
+        live = self.deps.calls.queues() if self.deps.calls else {}
+        rows = [{"code": p.code, "name": p.name, "live": live.get(p.queue),
+                 "k": figures.get(p.code, kpis.Kpis(0, 0, 0, 0, None))}
+                for p in inv.prefectures]
+        hours = kpis.hourly(store, since=since, until=until, zone=str(zone))
+        peak = max([1, *(h.offered for h in hours)])
+        return {"rows": rows, "supervisors": live.get(inv.province.supervisor_queue),
+                "hours": hours, "peak": peak, "orders": orders.open_report(store),
+                "buckets": [b for b, _ in orders.AGE_BUCKETS], "live_ok": bool(live),
+                "at": datetime.now(UTC), "sl_seconds": self.deps.settings.sl_seconds}
+
+    def wallboard(self, request: Request) -> Response:
+        seen = self._supervisor(request)
+        return self.render("wallboard.html", seen.lang, seen=seen, b=self._board())
+
+    def wallboard_board(self, request: Request) -> Response:
+        seen = self._supervisor(request)
+        return self.render("_board.html", seen.lang, seen=seen, b=self._board())
+
+    async def wallboard_events(self, request: Request) -> Response:
+        seen = await run_in_threadpool(self._supervisor, request)
+        return StreamingResponse(self._tick_stream(request, seen),
+                                 media_type="text/event-stream",
+                                 headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
+
+    async def _tick_stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
+        """A "refresh" now and then, and at once when a work order changes; the page fetches
+        the board (one shared snapshot)."""
+        s, feed = self.deps.settings, self.deps.feed
+        yield "retry: 2000\n\nevent: ready\ndata: {}\n\n"
+        checked = time.monotonic()
+        with feed.subscribe() as sub:
+            while True:
+                got, _ = await _next(sub.get(), self.deps.stopping, s.wallboard_every_s)
+                if got == "stop":
+                    return
+                if time.monotonic() - checked > s.keepalive_s:
+                    checked = time.monotonic()
+                    try:
+                        await run_in_threadpool(self._principal, request)
+                    except Denied:
+                        yield "event: signout\ndata: {}\n\n"
+                        return
+                yield "event: refresh\ndata: {}\n\n"
+
 
 async def _next(get: Coroutine[Any, Any, T], stopping: asyncio.Event, timeout: float
                 ) -> tuple[str, T | None]:
@@ -606,6 +686,9 @@ def create_app(deps: ConsoleDeps) -> Starlette:
         route("/agent/pop/{linkedid:str}", c.agent_pop),
         route("/agent/orders", c.agent_order, ["POST"]),
         route("/agent/state", c.agent_state, ["POST"]),
+        route("/wallboard", c.wallboard),
+        route("/wallboard/board", c.wallboard_board),
+        route("/wallboard/events", c.wallboard_events),
         route("/inbox", c.inbox),
         route("/inbox/rows", c.inbox_rows),
         route("/inbox/events", c.events),

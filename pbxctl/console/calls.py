@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from pbxctl.core.errors import PbxctlError, WaitTimeout
@@ -80,6 +80,40 @@ def pop_from_event(msg: Mapping[str, str], *, received: float) -> Pop | None:
                received=received)
 
 
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+# Asterisk device states of a queue member (QueueMember's Status) that mean "on a call".
+_BUSY = {"2", "3", "6", "7", "8"}  # in use, busy, ringing, ring+in use, on hold
+
+
+def member_state(event: Mapping[str, str]) -> str:
+    """ready | busy | paused | offline, from a QueueMember event."""
+    if event.get("Paused") == "1":
+        return "paused"
+    status = event.get("Status", "")
+    if status in ("0", "4", "5"):  # unknown, invalid, unavailable: no phone there
+        return "offline"
+    if event.get("InCall") == "1" or status in _BUSY:
+        return "busy"
+    return "ready"
+
+
+@dataclass
+class QueueLive:
+    name: str
+    waiting: int = 0
+    longest_s: int = 0
+    members: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, state: str) -> int:
+        return sum(1 for _, s in self.members if s == state)
+
+
 class CallFeed:
     """``run()`` is the console's background task (when an AMI host is configured)."""
 
@@ -138,6 +172,28 @@ class CallFeed:
         if not members:
             return ""
         return "paused" if any(m.get("Paused") == "1" for m in members) else "ready"
+
+    def queues(self) -> dict[str, QueueLive]:
+        """Every queue's live state (one QueueStatus), or {} when the PBX cannot say."""
+        client = self._client
+        if client is None or not client.connected:
+            return {}
+        reply = client.action("QueueStatus")
+        out: dict[str, QueueLive] = {}
+        for e in reply.events:
+            name = e.get("Queue", "")
+            if not name:
+                continue
+            q = out.setdefault(name, QueueLive(name))
+            kind = e.get("Event")
+            if kind == "QueueParams":
+                q.waiting = _int(e.get("Calls", "0"))
+            elif kind == "QueueEntry":
+                q.longest_s = max(q.longest_s, _int(e.get("Wait", "0")))
+            elif kind == "QueueMember":
+                state = member_state(e)
+                q.members.append((e.get("Name", e.get("MemberName", "")), state))
+        return out
 
     # -- the reader ----------------------------------------------------------------------------
     async def run(self) -> None:

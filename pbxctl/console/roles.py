@@ -60,9 +60,9 @@ def may_act_on_order(who: Principal, order: Order, action: str) -> bool:
 
 
 def home_page(who: Principal) -> str:
-    """Where a signed-in seat lands: agents on their call screen, everyone else on the
-    work orders of their scope (the supervisor wallboard is not built yet)."""
-    return "/agent" if who.role == "agent" else "/inbox"
+    """Where a signed-in seat lands: agents on their call screen, supervisors and admins on
+    the wallboard, county seats on their inbox."""
+    return {"agent": "/agent", "county": "/inbox"}.get(who.role, "/wallboard")
 
 
 def order_scope(who: Principal) -> tuple[str | None, str | None]:

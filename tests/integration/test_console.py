@@ -19,8 +19,10 @@ import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -35,6 +37,7 @@ from pbxctl.core.net import free_port, tcp_accepts
 from pbxctl.core.procs import wait_until
 from pbxctl.data import orders
 from pbxctl.data.console_auth import set_password, token_hash
+from pbxctl.data.kpis import hourly, prefecture_kpis
 from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store, StoreConfig
 from pbxctl.lab.sandbox.postgres import PostgresCluster
@@ -316,6 +319,53 @@ def test_an_agent_sees_only_their_own_pops_and_files_orders_in_their_prefecture(
         assert r.status_code == 503 and "not reachable" in r.text
         r = me.post("/agent/state", data={"csrf": csrf, "state": "asleep"})
         assert r.status_code == 400
+
+
+# -- the supervisor wallboard ------------------------------------------------------------------
+def test_wallboard_kpis_follow_their_definitions(site: ConsoleSite) -> None:
+    """Hand-computed figures (docs/console.md, KPIs) for records placed at fixed local times
+    of today; yesterday's and queue-less records do not count."""
+    zone = ZoneInfo(site.inv.province.options.timezone)
+    midnight = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def rec(uid: str, pref: str, start_h: float, wait_s: float | None, *,
+            queue: str = "acd-HZ") -> None:
+        start = midnight + timedelta(hours=start_h)
+        answer = start + timedelta(seconds=wait_s) if wait_s is not None else None
+        site.store.execute(
+            "INSERT INTO call_records (site, uniqueid, linkedid, prefecture, queue, started_at,"
+            " answered_at, ended_at) VALUES ('zj-pbx', %s, %s, %s, %s, %s, %s, %s)",
+            (uid, uid, pref, queue, start, answer, start + timedelta(minutes=3)))
+
+    rec("k1", "HZ", 10.0, 5)        # answered within 20 s
+    rec("k2", "HZ", 10.5, 25)       # answered, too late for the service level
+    rec("k3", "HZ", 11.0, None)     # abandoned
+    rec("k4", "NB", 11.25, 2, queue="acd-NB")
+    rec("k5", "HZ", 12.0, 40, queue="acd-supervisors")  # overflowed, a supervisor answered
+    rec("k6", "HZ", -2.0, 1)        # yesterday
+    rec("k7", "HZ", 13.0, None, queue="")  # never queued (self-service only)
+    # HZ: offered 4, answered 3, abandoned 1, within 20 s 1 → SL 25 %, ASA (5+25+40)/3 s,
+    # abandonment 25 %. NB: offered 1, answered 1, SL 100 %, ASA 2 s.
+    figures = prefecture_kpis(site.store, since=midnight, until=midnight + timedelta(days=1))
+    hz, nb = figures["HZ"], figures["NB"]
+    assert (hz.offered, hz.answered, hz.abandoned, hz.answered_in_sl) == (4, 3, 1, 1)
+    assert hz.service_level == 0.25 and hz.abandon_rate == 0.25
+    assert hz.asa_s == pytest.approx(70 / 3)
+    assert (nb.offered, nb.answered, nb.service_level, nb.asa_s) == (1, 1, 1.0, 2.0)
+    hours = hourly(site.store, since=midnight, until=midnight + timedelta(days=1),
+                   zone=str(zone))
+    assert [(h.hour, h.offered, h.answered, h.abandoned) for h in hours if h.offered] == \
+        [(10, 2, 2, 0), (11, 2, 1, 1), (12, 1, 1, 0)]
+    with site.client("zj-sup01") as sup:
+        board = sup.get("/wallboard/board")
+        assert board.status_code == 200
+        assert 'id="kpi-HZ" data-offered="4" data-answered="3" data-abandoned="1"' in board.text
+        assert "25.0%" in board.text and "23.3 s" in board.text
+        assert 'id="hourly"' in board.text and "<script" not in board.text
+    for seat in ("hz-a001", "hzxs-t01"):  # not supervisors: no wallboard, no stream
+        with site.client(seat) as c:
+            for path in ("/wallboard", "/wallboard/board", "/wallboard/events"):
+                assert c.get(path).status_code == 403, (seat, path)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ province ACD connects them to agent hz-a001's SIPp phone, and the agent's open c
 (headless Chromium) pops the call — caller, number dialled, why it was routed here, wait, and
 the customer the account names — from the province PBX's own event; the agent files a work
 order from the pre-filled form (linked to the call) and pauses / readies themselves in the
-queue, which the PBX's queue state shows.
+queue, which the PBX's queue state shows. The supervisor's wallboard, fed by the collector from
+the province's call log, counts that call, then — without a reload — an abandoned one.
 
 No CTI runs here, so self-service cannot identify an account: the test sets the gateway
 channel's PBXCTL_ACCOUNT over the gateway's AMI while the caller is in the welcome — the
@@ -25,11 +26,14 @@ from pbxctl.console.app import ConsoleDeps, ConsoleSettings
 from pbxctl.console.calls import CallFeed
 from pbxctl.console.live import OrderFeed
 from pbxctl.console.passwords import hash_password
+from pbxctl.core.procs import wait_until
 from pbxctl.data import orders
+from pbxctl.data.callrecords import CALL_LOG_NAME
 from pbxctl.data.console_auth import set_password
 from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store
 from pbxctl.pbx.ami import AmiClient
+from pbxctl.services.collector import Collector, CollectorConfig
 from provisioning.render_asterisk import AMI_PORT, AMI_USERS
 from provisioning.sample import seed_input
 from tests.browser import serve, sign_in, wait_js
@@ -39,6 +43,7 @@ from tests.integration.conftest import Center, connected, place_call
 pytestmark = [pytest.mark.asterisk, pytest.mark.sipp, pytest.mark.pg, pytest.mark.browser]
 
 PASSWORD = "agent-hz-a001-pw"
+SUP_PASSWORD = "supervisor-zj-sup01-pw"
 ACCOUNT = "3301010001"  # sample data: Hangzhou, county HZXS
 CALLER = "057188880001"
 
@@ -59,6 +64,8 @@ def test_the_agent_sees_the_call_pop_files_an_order_and_pauses(
     inv = center.inv
     seed_sample_data(fresh_db, seed_input(inv))
     set_password(fresh_db, login="hz-a001", password_hash=hash_password(PASSWORD), admin=False)
+    set_password(fresh_db, login="zj-sup01", password_hash=hash_password(SUP_PASSWORD),
+                 admin=False)
     holder = str(fresh_db.execute("SELECT holder FROM accounts WHERE account_no = %s",
                                   (ACCOUNT,))[0][0])
     deps = ConsoleDeps(store=fresh_db, inventory=inv, feed=OrderFeed(fresh_db.config.conninfo),
@@ -128,9 +135,47 @@ def test_the_agent_sees_the_call_pop_files_an_order_and_pauses(
             wait_js(browser, "document.getElementById('agent-state').dataset.state === "
                              "'ready'", what="the ready state")
             assert _member(ami, "hz-a001")[0] == "0"
+
+            # The supervisor's wallboard, fed by the collector from the province's call log.
+            collector = Collector(store=fresh_db, config=CollectorConfig(
+                call_log=center.province.root / "log" / CALL_LOG_NAME,
+                recordings_dir=center.province.spool / "monitor",
+                state_dir=short_tmp / "collector"))
+            collect_until(collector, fresh_db, 1)
+            browser.find_element(By.ID, "logout").click()
+            sign_in(browser, url, "zj-sup01", SUP_PASSWORD)
+            assert "/wallboard" in browser.current_url
+            row = "document.getElementById('kpi-HZ').dataset"
+            wait_js(browser, f"{row}.offered === '1' && {row}.answered === '1'",
+                    what="the answered call on the wallboard")
+            # An abandoned call: hz-a001 paused, no supervisor phone, the caller gives up.
+            assert ami.action("QueuePause", Interface="PJSIP/hz-a001", Paused="true",
+                              Reason="meeting").ok
+            wait_js(browser, "document.querySelector('#kpi-HZ td:nth-child(6)')"
+                             ".textContent === '1'", what="hz-a001 paused on the wallboard")
+            quitter = place_call(inv, "HZ", short_tmp / "quitter", hold_ms=2000,
+                                 caller="057188880002")
+            assert quitter.run().successful == 1
+            collect_until(collector, fresh_db, 2)
+            wait_js(browser, f"{row}.abandoned === '1' && {row}.offered === '2'",
+                    what="the abandoned call on the wallboard, without a reload")
+            rate = browser.find_element(By.CSS_SELECTOR, "#kpi-HZ .abandon-rate").text
+            assert rate == "50.0%"
     finally:
         ami.close()
         gw_ami.close()
+
+
+def collect_until(collector: Collector, store: Store, calls: int) -> None:
+    """Run the collector (as `calls collect --follow` does) until the province has ``calls``
+    call records that entered a queue."""
+    def enough() -> bool:
+        collector.run_once()
+        n = store.execute("SELECT count(*) FROM call_records WHERE site = 'zj-pbx' "
+                          "AND queue <> ''")[0][0]
+        return isinstance(n, int) and n >= calls
+
+    wait_until(enough, timeout=30, what=f"{calls} call record(s) collected", interval=0.2)
 
 
 def _member(ami: AmiClient, agent: str) -> tuple[str, str]:

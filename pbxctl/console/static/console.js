@@ -71,3 +71,38 @@
   es.addEventListener("signout", () => { es.close(); location.href = "/login"; });
   es.onerror = () => live(false);
 })();
+
+(function () {
+  // The wallboard: the server says "refresh" (every second, and at once when a work order
+  // changes); the board is one shared server-side snapshot, fetched as HTML.
+  const body = document.body;
+  if (body.dataset.page !== "wallboard") return;
+  const board = document.getElementById("board");
+  const state = document.getElementById("live-state");
+  let busy = false;
+  function live(on) {
+    body.dataset.live = on ? "1" : "0";
+    state.textContent = on ? state.dataset.on : state.dataset.off;
+    state.className = on ? "live on" : "live off";
+  }
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const r = await fetch("/wallboard/board", {credentials: "same-origin",
+                                                 headers: {"Accept": "text/html"}});
+      if (r.status === 401) { location.href = "/login"; return; }
+      if (!r.ok) return;
+      const t = document.createElement("template");
+      t.innerHTML = await r.text();
+      board.replaceChildren(t.content);
+      body.dataset.refreshed = String(Date.now());
+    } finally { busy = false; }
+  }
+  const es = new EventSource("/wallboard/events");
+  es.addEventListener("ready", () => live(true));
+  es.addEventListener("refresh", refresh);
+  es.addEventListener("signout", () => { es.close(); location.href = "/login"; });
+  es.onerror = () => live(false);
+})();
+
