@@ -573,7 +573,7 @@ class Console:
                                        sl_seconds=self.deps.settings.sl_seconds)
         live = self.deps.calls.queues() if self.deps.calls else {}
         rows = [{"code": p.code, "name": p.name, "live": live.get(p.queue),
-                 "k": figures.get(p.code, kpis.Kpis(0, 0, 0, 0, None))}
+                 "k": figures.get(p.code, kpis.Kpis(0, 0, 0, 0, None)), "agents": p.agents}
                 for p in inv.prefectures]
         hours = kpis.hourly(store, since=since, until=until, zone=str(zone))
         peak = max([1, *(h.offered for h in hours)])
@@ -582,13 +582,43 @@ class Console:
                 "buckets": [b for b, _ in orders.AGE_BUCKETS], "live_ok": bool(live),
                 "at": datetime.now(UTC), "sl_seconds": self.deps.settings.sl_seconds}
 
+    async def spy(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self._spy, request, form)
+
+    def _spy(self, request: Request, form: Mapping[str, Any]) -> Response:
+        seen = self._supervisor(request)
+        self._check_csrf(seen, form, request)
+        if seen.who.role != "supervisor":
+            raise Denied(403, "only a supervisor seat has a phone to listen with")
+        mode, agent = str(form.get("mode", "")), str(form.get("agent", ""))
+        if mode not in labels.SPY_CODE:
+            raise Denied(400, f"mode: one of {', '.join(labels.SPY_CODE)}")
+        ext = next((a.extension for p in self.deps.inventory.prefectures for a in p.agents
+                    if a.id == agent), None)
+        if ext is None:
+            raise Denied(400, f"agent {agent!r}: not an agent of the inventory")
+        if self.deps.calls is None:
+            raise Denied(503, "no PBX connection is configured for this console")
+        try:
+            self.deps.calls.spy(supervisor=seen.who.login, code=labels.SPY_CODE[mode] + ext)
+        except PbxctlError as exc:
+            raise Denied(503, exc.message) from None
+        log.info("supervisor %s: %s on %s (phone rings)", seen.who.login, mode, agent)
+        return RedirectResponse("/wallboard", status_code=303, headers=SECURITY_HEADERS)
+
     def wallboard(self, request: Request) -> Response:
         seen = self._supervisor(request)
         return self.render("wallboard.html", seen.lang, seen=seen, b=self._board())
 
     def wallboard_board(self, request: Request) -> Response:
         seen = self._supervisor(request)
-        return self.render("_board.html", seen.lang, seen=seen, b=self._board())
+        board = self._board()
+        resp = self.render("_board.html", seen.lang, seen=seen, b=board)
+        # The time apart from the HTML: the page replaces the board only when it changed,
+        # so a button is not swapped out under a supervisor's click every second.
+        resp.headers["X-Board-At"] = Clock(self.deps.zone, seen.lang).time(board["at"])
+        return resp
 
     async def wallboard_events(self, request: Request) -> Response:
         seen = await run_in_threadpool(self._supervisor, request)
@@ -689,6 +719,7 @@ def create_app(deps: ConsoleDeps) -> Starlette:
         route("/wallboard", c.wallboard),
         route("/wallboard/board", c.wallboard_board),
         route("/wallboard/events", c.wallboard_events),
+        route("/wallboard/spy", c.spy, ["POST"]),
         route("/inbox", c.inbox),
         route("/inbox/rows", c.inbox_rows),
         route("/inbox/events", c.events),

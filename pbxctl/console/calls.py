@@ -113,6 +113,9 @@ class QueueLive:
     def count(self, state: str) -> int:
         return sum(1 for _, s in self.members if s == state)
 
+    def state_of(self, seat: str) -> str:
+        return next((s for m, s in self.members if m == seat), "")
+
 
 class CallFeed:
     """``run()`` is the console's background task (when an AMI host is configured)."""
@@ -173,6 +176,19 @@ class CallFeed:
             return ""
         return "paused" if any(m.get("Paused") == "1" for m in members) else "ready"
 
+    def spy(self, *, supervisor: str, code: str) -> None:
+        """Ring the supervisor's phone; answered, it dials ``code`` (e.g. *1<ext>, listen) in
+        the province's ``supervisors`` context — the one place the spy codes exist, so the
+        dialplan, not the console, decides what a supervisor may do."""
+        client = self._client
+        if client is None or not client.connected:
+            raise PbxctlError("the province PBX is not reachable just now: no call placed")
+        reply = client.action("Originate", Channel=f"PJSIP/{supervisor}",
+                              Context="supervisors", Exten=code, Priority="1",
+                              CallerID=f"pbxctl {code}", Timeout="30000", Async="true")
+        if not reply.ok:
+            raise PbxctlError(f"Originate refused: {reply.response.get('Message', '')}")
+
     def queues(self) -> dict[str, QueueLive]:
         """Every queue's live state (one QueueStatus), or {} when the PBX cannot say."""
         client = self._client
@@ -191,8 +207,8 @@ class CallFeed:
             elif kind == "QueueEntry":
                 q.longest_s = max(q.longest_s, _int(e.get("Wait", "0")))
             elif kind == "QueueMember":
-                state = member_state(e)
-                q.members.append((e.get("Name", e.get("MemberName", "")), state))
+                where = e.get("Location", e.get("Interface", ""))
+                q.members.append((where.removeprefix("PJSIP/"), member_state(e)))
         return out
 
     # -- the reader ----------------------------------------------------------------------------

@@ -22,6 +22,10 @@ REASON = {"account": N_("the caller's account"), "did": N_("the number dialled")
           "local": N_("the gateway's own prefecture (CTI unreachable)")}
 PAUSE_REASONS = {"break": N_("break"), "meal": N_("meal"), "training": N_("training"),
                  "after-call-work": N_("after-call work"), "meeting": N_("meeting")}
+SPY = {"listen": N_("listen"), "whisper": N_("whisper"), "barge": N_("barge")}
+SPY_CODE = {"listen": "*1", "whisper": "*2", "barge": "*3"}  # the province's supervisors context
+MEMBER = {"ready": N_("ready"), "busy": N_("busy"), "paused": N_("paused"),
+          "offline": N_("offline")}
 MODE = {"central": N_("central"), "survivable": N_("survivable")}
 EVENT = {"created": N_("created"), "dispatched": N_("dispatched"), "notify": N_("phone call"),
          "accepted": N_("accepted"), "returned": N_("returned"), "escalated": N_("escalated"),

@@ -5,8 +5,8 @@ daemon needs and nothing more, and only from its exact addresses.
   LSS calls, sets PBXCTL_SURVIVABLE; may not run CLI commands or originate calls;
 - pbxctl-notify (the work-order notifier, beside the province PBX): may originate; may not
   run CLI commands;
-- pbxctl-console (the web console, on the CTI host): may pause an agent; may not originate or
-  run CLI commands;
+- pbxctl-console (the web console, on the CTI host): may pause an agent and originate (a
+  supervisor's listen call); may not run CLI commands;
 - every user: refused from an address that is not in its permit lines (a /24 neighbour).
 """
 
@@ -65,14 +65,17 @@ def test_each_ami_user_can_do_its_job_and_no_more(small_inventory_path: Path,
     finally:
         notify.close()
 
-    # The web console: pause/unpause queue members (agents' ready state), nothing more.
+    # The web console: pause/unpause queue members (agents' ready state), ring a supervisor.
     console = _client(pbx_addr, AMI_USERS["console"], sec.ami_console["zj-pbx"],
                       source=str(inv.province.cti.a))
     try:
         with pytest.raises(CommandFailed):
             console.command("core show channels")
-        assert not console.action("Originate", Channel="Local/s@nowhere", Application="Wait",
-                                  Data="1", Async="true").ok
+        # Originate: the supervisor's listen/whisper/barge call to their own phone.
+        listen = "*1" + hz.agents[0].extension  # ChanSpy ends at once: that agent has no call
+        assert console.action("Originate", Channel=f"Local/{listen}@supervisors",
+                              Context="supervisors", Exten=listen, Priority="1",
+                              Async="true").ok
         paused = console.action("QueuePause", Interface="PJSIP/hz-a001", Paused="true",
                                 Reason="break")
         assert paused.ok, paused.response

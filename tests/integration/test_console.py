@@ -362,6 +362,18 @@ def test_wallboard_kpis_follow_their_definitions(site: ConsoleSite) -> None:
         assert 'id="kpi-HZ" data-offered="4" data-answered="3" data-abandoned="1"' in board.text
         assert "25.0%" in board.text and "23.3 s" in board.text
         assert 'id="hourly"' in board.text and "<script" not in board.text
+        csrf = csrf_of(sup.get("/wallboard").text)
+        spy = {"csrf": csrf, "agent": "hz-a001", "mode": "listen"}
+        assert sup.post("/wallboard/spy", data={**spy, "csrf": ""}).status_code == 403
+        assert sup.post("/wallboard/spy", data={**spy, "mode": "record"}).status_code == 400
+        assert sup.post("/wallboard/spy", data={**spy, "agent": "hzxs-t01"}).status_code == 400
+        r = sup.post("/wallboard/spy", data=spy)  # no PBX in this module: nothing claimed
+        assert r.status_code == 503 and "not reachable" in r.text
+    with site.client("hz-a001") as agent:
+        csrf = csrf_of(agent.get("/agent").text)
+        r = agent.post("/wallboard/spy", data={"csrf": csrf, "agent": "hz-a002",
+                                               "mode": "listen"})
+        assert r.status_code == 403
     for seat in ("hz-a001", "hzxs-t01"):  # not supervisors: no wallboard, no stream
         with site.client(seat) as c:
             for path in ("/wallboard", "/wallboard/board", "/wallboard/events"):

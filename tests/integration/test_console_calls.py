@@ -4,7 +4,8 @@ province ACD connects them to agent hz-a001's SIPp phone, and the agent's open c
 the customer the account names — from the province PBX's own event; the agent files a work
 order from the pre-filled form (linked to the call) and pauses / readies themselves in the
 queue, which the PBX's queue state shows. The supervisor's wallboard, fed by the collector from
-the province's call log, counts that call, then — without a reload — an abandoned one.
+the province's call log, counts that call, then — without a reload — an abandoned one; its
+listen button rings the supervisor's phone into the province's spy code.
 
 No CTI runs here, so self-service cannot identify an account: the test sets the gateway
 channel's PBXCTL_ACCOUNT over the gateway's AMI while the caller is in the welcome — the
@@ -161,6 +162,17 @@ def test_the_agent_sees_the_call_pop_files_an_order_and_pauses(
                     what="the abandoned call on the wallboard, without a reload")
             rate = browser.find_element(By.CSS_SELECTOR, "#kpi-HZ .abandon-rate").text
             assert rate == "50.0%"
+
+            # Listen to hz-a001 from the wallboard: the supervisor's own phone rings and runs
+            # the province's *1<ext> code (hz-a001 is on no call now, so ChanSpy ends at once).
+            sup_phone = center.phones.login("zj-sup01")
+            with ami.subscribe() as events:
+                browser.find_element(By.CSS_SELECTOR, "#agent-hz-a001 button.spy-listen").click()
+                spy = events.wait_for(lambda m: m.get("UserEvent") == "PbxctlSpy", timeout=20,
+                                      what="PbxctlSpy on the province")
+            assert (spy["Supervisor"], spy["Agent"], spy["Mode"]) == \
+                ("zj-sup01", "hz-a001", "listen")
+            assert sup_phone.wait().successful == 1
     finally:
         ami.close()
         gw_ami.close()

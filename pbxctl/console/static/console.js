@@ -78,8 +78,10 @@
   const body = document.body;
   if (body.dataset.page !== "wallboard") return;
   const board = document.getElementById("board");
+  const at = document.getElementById("board-at");
   const state = document.getElementById("live-state");
   let busy = false;
+  let last = null;
   function live(on) {
     body.dataset.live = on ? "1" : "0";
     state.textContent = on ? state.dataset.on : state.dataset.off;
@@ -93,9 +95,14 @@
                                                  headers: {"Accept": "text/html"}});
       if (r.status === 401) { location.href = "/login"; return; }
       if (!r.ok) return;
-      const t = document.createElement("template");
-      t.innerHTML = await r.text();
-      board.replaceChildren(t.content);
+      at.textContent = r.headers.get("X-Board-At") || "";
+      const html = await r.text();
+      if (html !== last) {
+        const t = document.createElement("template");
+        t.innerHTML = html;  // server-rendered, autoescaped
+        board.replaceChildren(t.content);
+        last = html;
+      }
       body.dataset.refreshed = String(Date.now());
     } finally { busy = false; }
   }
