@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import logging
 import secrets
@@ -17,7 +19,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -607,6 +610,62 @@ class Console:
         log.info("supervisor %s: %s on %s (phone rings)", seen.who.login, mode, agent)
         return RedirectResponse("/wallboard", status_code=303, headers=SECURITY_HEADERS)
 
+    def _report(self, request: Request) -> tuple[Seen, dict[str, Any]]:
+        seen = self._supervisor(request)
+        q = request.query_params
+        pref = q.get("prefecture", "") or self.deps.inventory.prefectures[0].code
+        try:
+            self.deps.inventory.prefecture(pref)
+        except KeyError:
+            raise Denied(400, f"prefecture {pref!r}: not in the inventory") from None
+        zone = self.deps.zone
+        try:
+            day = date.fromisoformat(q["date"]) if q.get("date") else datetime.now(zone).date()
+        except ValueError:
+            raise Denied(400, "date: YYYY-MM-DD") from None
+        since = datetime.combine(day, dt_time(0), tzinfo=zone)
+        until = since + timedelta(days=1)
+        sl = self.deps.settings.sl_seconds
+        store = self.deps.store
+        hours = kpis.hourly_kpis(store, prefecture=pref, since=since, until=until,
+                                 zone=str(zone), sl_seconds=sl)
+        total = kpis.prefecture_kpis(store, since=since, until=until, sl_seconds=sl).get(
+            pref, kpis.Kpis(0, 0, 0, 0, None))
+        sla = {p: d.total_seconds() / 3600 for p, d in labels.SLA.items()}
+        return seen, {"prefecture": pref, "day": day, "hours": hours, "total": total,
+                      "orders": kpis.order_day(store, prefecture=pref, since=since,
+                                               until=until, sla_hours=sla),
+                      "prefectures": self.deps.inventory.prefectures, "sl_seconds": sl}
+
+    def report(self, request: Request) -> Response:
+        seen, r = self._report(request)
+        return self.render("report.html", seen.lang, seen=seen, r=r)
+
+    def report_csv(self, request: Request) -> Response:
+        _, r = self._report(request)
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\r\n")
+        out.writerow(["prefecture", "date", "hour", "offered", "answered", "abandoned",
+                      f"answered_within_{r['sl_seconds']}s", "service_level", "asa_s",
+                      "abandon_rate"])
+
+        def row(hour: str, k: kpis.Kpis) -> list[object]:
+            return [r["prefecture"], r["day"].isoformat(), hour, k.offered, k.answered,
+                    k.abandoned, k.answered_in_sl, _ratio(k.service_level),
+                    "" if k.asa_s is None else f"{k.asa_s:.1f}", _ratio(k.abandon_rate)]
+
+        for hour, k in r["hours"]:
+            out.writerow(row(f"{hour:02d}", k))
+        out.writerow(row("total", r["total"]))
+        o = r["orders"]
+        out.writerow([])
+        out.writerow(["orders_opened", "orders_closed", "orders_overdue"])
+        out.writerow([o.opened, o.closed, o.overdue])
+        name = f"pbxctl-daily-{r['prefecture']}-{r['day'].isoformat()}.csv"
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={**SECURITY_HEADERS,
+                                 "Content-Disposition": f'attachment; filename="{name}"'})
+
     def wallboard(self, request: Request) -> Response:
         seen = self._supervisor(request)
         return self.render("wallboard.html", seen.lang, seen=seen, b=self._board())
@@ -645,6 +704,10 @@ class Console:
                         yield "event: signout\ndata: {}\n\n"
                         return
                 yield "event: refresh\ndata: {}\n\n"
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 async def _next(get: Coroutine[Any, Any, T], stopping: asyncio.Event, timeout: float
@@ -720,6 +783,8 @@ def create_app(deps: ConsoleDeps) -> Starlette:
         route("/wallboard/board", c.wallboard_board),
         route("/wallboard/events", c.wallboard_events),
         route("/wallboard/spy", c.spy, ["POST"]),
+        route("/reports/daily", c.report),
+        route("/reports/daily.csv", c.report_csv),
         route("/inbox", c.inbox),
         route("/inbox/rows", c.inbox_rows),
         route("/inbox/events", c.events),

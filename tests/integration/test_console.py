@@ -374,9 +374,30 @@ def test_wallboard_kpis_follow_their_definitions(site: ConsoleSite) -> None:
         r = agent.post("/wallboard/spy", data={"csrf": csrf, "agent": "hz-a002",
                                                "mode": "listen"})
         assert r.status_code == 403
+    # The daily report and its CSV: the same figures by hour, and the prefecture's orders.
+    done = site.file_order("WZRA")
+    orders.accept(site.store, done.id, seat=str(done.seat), actor=str(done.seat))
+    orders.close(site.store, done.id, actor=str(done.seat), note="修复")
+    late = site.file_order("WZRA")  # urgent (2 h), filed at 00:00:01: overdue by midnight
+    site.store.execute("UPDATE work_orders SET priority = 1, created_at = %s WHERE id = %s",
+                       (midnight + timedelta(seconds=1), late.id))
+    with site.client("zj-sup01") as sup:
+        page = sup.get("/reports/daily?prefecture=WZ")
+        assert page.status_code == 200 and 'id="report-orders"' in page.text
+        lines = sup.get(f"/reports/daily.csv?prefecture=HZ&date={midnight.date()}").text
+        assert "10,2,2,0,1,0.5000,15.0,0.0000" in lines  # hour 10: k1 and k2
+        assert "HZ," + str(midnight.date()) + ",total,4,3,1,1,0.2500,23.3,0.2500" in lines
+        wz = sup.get("/reports/daily.csv?prefecture=WZ").text.splitlines()
+        assert wz[-2:] == ["orders_opened,orders_closed,orders_overdue", "2,1,1"]
+        yesterday = (midnight - timedelta(days=1)).date()
+        old = sup.get(f"/reports/daily.csv?prefecture=HZ&date={yesterday}").text
+        assert f"HZ,{yesterday},22,1,1,0,1" in old  # k6
+        assert sup.get("/reports/daily?prefecture=XX").status_code == 400
+        assert sup.get("/reports/daily?date=yesterday").status_code == 400
     for seat in ("hz-a001", "hzxs-t01"):  # not supervisors: no wallboard, no stream
         with site.client(seat) as c:
-            for path in ("/wallboard", "/wallboard/board", "/wallboard/events"):
+            for path in ("/wallboard", "/wallboard/board", "/wallboard/events",
+                         "/reports/daily", "/reports/daily.csv"):
                 assert c.get(path).status_code == 403, (seat, path)
 
 
