@@ -87,7 +87,7 @@ class ConsoleSettings:
     keepalive_s: float = 15.0
     inbox_limit: int = 200
     sl_seconds: int = 20  # service level: answered within this many seconds
-    wallboard_every_s: float = 1.0  # how often open wallboards are told to refresh
+    wallboard_every_s: float = 0.5  # a new wallboard snapshot this often (pushed if changed)
 
 
 @dataclass
@@ -144,6 +144,11 @@ class Console:
         self.deps = deps
         self._board_cache: tuple[float, dict[str, Any]] | None = None
         self._board_lock = threading.Lock()
+        self._board_html: dict[str, str] = {}
+        self._board_at: dict[str, str] = {}
+        self._board_version = 0
+        self._board_subs: set[asyncio.Queue[int]] = set()
+        self._board_wake = asyncio.Event()
 
     # -- the checks ------------------------------------------------------------------------
     def _principal(self, request: Request) -> Seen:
@@ -686,14 +691,22 @@ class Console:
                                  headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
 
     async def _tick_stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
-        """A "refresh" now and then, and at once when a work order changes; the page fetches
-        the board (one shared snapshot)."""
-        s, feed = self.deps.settings, self.deps.feed
-        yield "retry: 2000\n\nevent: ready\ndata: {}\n\n"
-        checked = time.monotonic()
-        with feed.subscribe() as sub:
+        """The board itself, pushed when it changed (one snapshot and one rendering per
+        language for every open wallboard; only the viewer's CSRF token is put in)."""
+        s = self.deps.settings
+        q: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        self._board_subs.add(q)
+        self._board_wake.set()
+        try:
+            yield "retry: 2000\n\nevent: ready\ndata: {}\n\n"
+            sent, checked = -1, time.monotonic()
             while True:
-                got, _ = await _next(sub.get(), self.deps.stopping, s.wallboard_every_s)
+                if self._board_version != sent and seen.lang in self._board_html:
+                    sent = self._board_version
+                    html = self._board_html[seen.lang].replace(CSRF_SLOT, seen.csrf)
+                    yield "event: board\ndata: " + json.dumps(
+                        {"at": self._board_at.get(seen.lang, ""), "html": html}) + "\n\n"
+                got, _ = await _next(q.get(), self.deps.stopping, s.keepalive_s)
                 if got == "stop":
                     return
                 if time.monotonic() - checked > s.keepalive_s:
@@ -703,7 +716,50 @@ class Console:
                     except Denied:
                         yield "event: signout\ndata: {}\n\n"
                         return
-                yield "event: refresh\ndata: {}\n\n"
+                    yield ": keepalive\n\n"
+        finally:
+            self._board_subs.discard(q)
+
+    async def board_loop(self) -> None:
+        """While any wallboard is open: a snapshot every ``wallboard_every_s``, rendered once
+        per language; open boards are woken only when it changed."""
+        every = self.deps.settings.wallboard_every_s
+        while True:
+            if not self._board_subs:
+                self._board_wake.clear()
+                await self._board_wake.wait()
+            started = time.monotonic()
+            try:
+                html, at = await run_in_threadpool(self._render_board)
+            except (StoreUnavailable, PbxctlError) as exc:
+                log.warning("wallboard snapshot failed: %s", exc)
+                html, at = None, {}
+            if html is not None and html != self._board_html:
+                self._board_html, self._board_at = html, at
+                self._board_version += 1
+                for q in list(self._board_subs):
+                    if q.empty():
+                        q.put_nowait(self._board_version)
+            # The period between snapshots, not a wait for an outcome.
+            await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
+
+    def _render_board(self) -> tuple[dict[str, str], dict[str, str]]:
+        board = self._compute_board()
+        self._board_cache = (time.monotonic(), board)
+        html, at = {}, {}
+        for lang in LANGS:
+            ctx = {"b": board, "seen": Seen(_BOARD_VIEWER, CSRF_SLOT, lang)}
+            html[lang] = self.deps.envs[lang].get_template("_board.html").render(
+                L=labels, clock=Clock(self.deps.zone, lang), lang=lang, langs=LANGS, **ctx)
+            at[lang] = Clock(self.deps.zone, lang).time(board["at"])
+        return html, at
+
+
+# The board is rendered once for every supervisor: this stands in for the viewer (the board
+# shows the spy buttons to supervisors only, and every viewer of the stream is one) and the
+# slot is replaced by each viewer's own CSRF token.
+CSRF_SLOT = "@@csrf@@"
+_BOARD_VIEWER = Principal("", "", "supervisor")
 
 
 def _ratio(value: float | None) -> str:
@@ -755,7 +811,8 @@ def create_app(deps: ConsoleDeps) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(deps.feed.run(), name="order-feed")]
+        tasks = [asyncio.create_task(deps.feed.run(), name="order-feed"),
+                 asyncio.create_task(c.board_loop(), name="wallboard")]
         if deps.calls is not None:
             tasks.append(asyncio.create_task(deps.calls.run(), name="call-feed"))
         try:

@@ -73,42 +73,32 @@
 })();
 
 (function () {
-  // The wallboard: the server says "refresh" (every second, and at once when a work order
-  // changes); the board is one shared server-side snapshot, fetched as HTML.
+  // The wallboard: the server pushes the board (rendered once for every open wallboard)
+  // whenever it changed; it is replaced only then, so no button is swapped out needlessly.
   const body = document.body;
   if (body.dataset.page !== "wallboard") return;
   const board = document.getElementById("board");
   const at = document.getElementById("board-at");
   const state = document.getElementById("live-state");
-  let busy = false;
   let last = null;
   function live(on) {
     body.dataset.live = on ? "1" : "0";
     state.textContent = on ? state.dataset.on : state.dataset.off;
     state.className = on ? "live on" : "live off";
   }
-  async function refresh() {
-    if (busy) return;
-    busy = true;
-    try {
-      const r = await fetch("/wallboard/board", {credentials: "same-origin",
-                                                 headers: {"Accept": "text/html"}});
-      if (r.status === 401) { location.href = "/login"; return; }
-      if (!r.ok) return;
-      at.textContent = r.headers.get("X-Board-At") || "";
-      const html = await r.text();
-      if (html !== last) {
-        const t = document.createElement("template");
-        t.innerHTML = html;  // server-rendered, autoescaped
-        board.replaceChildren(t.content);
-        last = html;
-      }
-      body.dataset.refreshed = String(Date.now());
-    } finally { busy = false; }
-  }
   const es = new EventSource("/wallboard/events");
   es.addEventListener("ready", () => live(true));
-  es.addEventListener("refresh", refresh);
+  es.addEventListener("board", (e) => {
+    const msg = JSON.parse(e.data);
+    at.textContent = msg.at;
+    if (msg.html !== last) {
+      const t = document.createElement("template");
+      t.innerHTML = msg.html;  // server-rendered, autoescaped
+      board.replaceChildren(t.content);
+      last = msg.html;
+    }
+    body.dataset.refreshed = String(Date.now());
+  });
   es.addEventListener("signout", () => { es.close(); location.href = "/login"; });
   es.onerror = () => live(false);
 })();
