@@ -5,6 +5,7 @@ every message the screens show."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
@@ -114,3 +115,34 @@ def test_the_guard_admits_only_the_allowed_networks() -> None:
     assert _call(guard, None) == 403  # no peer address (a unix socket): not on the list
 
 
+
+
+def test_names_from_the_inventory_are_escaped_on_every_screen() -> None:
+    """An agent's or a seat's name with markup (the inventory is text someone typed) is shown
+    as text in the header and on the wallboard's agent table, never run."""
+    from pbxctl.console.app import Console, ConsoleDeps, Seen
+    from pbxctl.console.calls import QueueLive
+    from pbxctl.console.roles import Principal
+    from provisioning.model import Seat
+
+    xss = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    hz = INV.prefecture("HZ")
+    evil = replace(hz, agents=(replace(hz.agents[0], name=xss), *hz.agents[1:]))
+    inv = replace(INV, prefectures=(evil, *INV.prefectures[1:]))
+    console = Console(ConsoleDeps(store=None, inventory=inv, feed=None))  # type: ignore[arg-type]
+    seen = Seen(Principal("zj-sup01", xss, "supervisor"), "tok", "en")
+    board = {"rows": [{"code": "HZ", "name": xss, "live": QueueLive("acd-HZ"),
+                       "k": labels_kpis(), "agents": evil.agents}],
+             "supervisors": None, "hours": [], "peak": 1, "orders": {xss: {"<1h": 1}},
+             "buckets": ["<1h"], "live_ok": True, "at": NOW, "sl_seconds": 20}
+    for page, ctx in (("_board.html", {"b": board}), ("error.html", {"why": xss, "code": 403})):
+        html = bytes(console.render(page, "en", seen=seen, **ctx).body).decode()
+        assert "<script>alert" not in html and "<img src=x" not in html, page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, page
+    assert isinstance(evil.agents[0], Seat)
+
+
+def labels_kpis() -> object:
+    from pbxctl.data.kpis import Kpis
+
+    return Kpis(0, 0, 0, 0, None)
