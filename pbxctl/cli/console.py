@@ -138,6 +138,7 @@ def cmd_console_passwd(args: argparse.Namespace, env: Env) -> int:
     env.out.print(f"console password of {args.login} set; its open sessions ended")
     return 0
 
+
 def register(nouns: Verbs) -> None:
     console = verbs(nouns, "console", "the web console for agents, county seats, supervisors")
     serve = console.add_parser("serve", help="run the console (HTTP; behind a reverse proxy)")

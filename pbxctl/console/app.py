@@ -17,7 +17,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -205,10 +205,9 @@ class Console:
     def _rows(self, seen: Seen) -> list[dict[str, Any]]:
         prefecture, county = order_scope(seen.who)
         now = datetime.now(UTC)
-        found = orders.list_orders(self.deps.store, county=county,
+        found = orders.list_orders(self.deps.store, county=county, prefecture=prefecture,
                                    limit=self.deps.settings.inbox_limit)
-        return [self._row_ctx(seen, o, now) for o in found
-                if prefecture is None or o.prefecture == prefecture]
+        return [self._row_ctx(seen, o, now) for o in found]
 
     # -- routes ----------------------------------------------------------------------------
     def login_page(self, request: Request) -> Response:
@@ -218,11 +217,7 @@ class Console:
         self._cookie(resp, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return resp
 
-    async def login(self, request: Request) -> Response:
-        form = await request.form()
-        return await run_in_threadpool(self._login, request, form)
-
-    def _login(self, request: Request, form: Mapping[str, Any]) -> Response:
+    def login(self, request: Request, form: Mapping[str, Any]) -> Response:
         lang = str(form.get("lang", DEFAULT_LANG))
         lang = lang if lang in LANGS else DEFAULT_LANG
         sent = str(form.get("csrf", ""))
@@ -268,11 +263,7 @@ class Console:
         resp.set_cookie(name, value, max_age=max_age, path="/", httponly=True,
                         samesite="strict", secure=self.deps.settings.cookie_secure)
 
-    async def logout(self, request: Request) -> Response:
-        form = await request.form()
-        return await run_in_threadpool(self._logout, request, form)
-
-    def _logout(self, request: Request, form: Mapping[str, Any]) -> Response:
+    def logout(self, request: Request, form: Mapping[str, Any]) -> Response:
         seen = self._principal(request)
         self._check_csrf(seen, form, request)
         console_auth.end_session(self.deps.store, token=request.cookies[SESSION_COOKIE])
@@ -281,11 +272,7 @@ class Console:
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
-    async def set_lang(self, request: Request) -> Response:
-        form = await request.form()
-        return await run_in_threadpool(self._set_lang, request, form)
-
-    def _set_lang(self, request: Request, form: Mapping[str, Any]) -> Response:
+    def set_lang(self, request: Request, form: Mapping[str, Any]) -> Response:
         seen = self._principal(request)
         self._check_csrf(seen, form, request)
         lang = str(form.get("lang", ""))
@@ -331,11 +318,7 @@ class Console:
                            recording=self._recording_path(order) is not None,
                            problem=problem)
 
-    async def act(self, request: Request) -> Response:
-        form = await request.form()
-        return await run_in_threadpool(self._act, request, form)
-
-    def _act(self, request: Request, form: Mapping[str, Any]) -> Response:
+    def act(self, request: Request, form: Mapping[str, Any]) -> Response:
         seen = self._principal(request)
         self._check_csrf(seen, form, request)
         action = str(request.path_params["action"])
@@ -404,31 +387,50 @@ class Console:
                                  headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
 
     async def _stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
-        feed, s = self.deps.feed, self.deps.settings
+        feed = self.deps.feed
         prefecture, county = order_scope(seen.who)
+
+        def item(ev: dict[str, Any]) -> str:
+            if ev["kind"] == "resync":
+                return "event: resync\ndata: {}\n\n"
+            if (prefecture is None or ev.get("prefecture") == prefecture) and \
+                    (county is None or ev.get("county") == county):
+                return f"event: order\ndata: {json.dumps({'id': ev.get('id')})}\n\n"
+            return ""
+
         with feed.subscribe() as sub:
-            yield "retry: 2000\n\n"
-            if feed.connected.is_set():
-                yield "event: ready\ndata: {}\n\n"
-            while True:
-                got, ev = await _next(sub.get(), self.deps.stopping, s.keepalive_s)
-                if got == "stop":
+            first = "event: ready\ndata: {}\n\n" if feed.connected.is_set() else ""
+            async for chunk in self._event_stream(request, sub.get, item, first=first):
+                yield chunk
+
+    async def _event_stream(self, request: Request, get: Callable[[], Awaitable[T]],
+                            item: Callable[[T], str], *, first: str = "",
+                            idle: Callable[[], str] = lambda: ": keepalive\n\n"
+                            ) -> AsyncIterator[str]:
+        """The one loop of every event stream: ``first``, then ``item(x)`` for each thing
+        ``get`` returns (empty: nothing sent); on a quiet keep-alive period ``idle()``. At
+        least once per period it checks the session is still good — a stream must not outlive
+        it — and it ends as soon as the server stops."""
+        keepalive = self.deps.settings.keepalive_s
+        yield "retry: 2000\n\n" + first
+        checked = time.monotonic()
+        while True:
+            got, value = await _next(get(), self.deps.stopping, keepalive)
+            if got == "stop":
+                return
+            if got == "timeout" or time.monotonic() - checked > keepalive:
+                checked = time.monotonic()
+                try:
+                    await run_in_threadpool(self._principal, request)
+                except Denied:
+                    yield "event: signout\ndata: {}\n\n"
                     return
-                if got == "timeout":
-                    # Still signed in? A stream must not outlive its session.
-                    try:
-                        await run_in_threadpool(self._principal, request)
-                    except Denied:
-                        yield "event: signout\ndata: {}\n\n"
-                        return
-                    yield ": keepalive\n\n"
-                    continue
-                assert ev is not None
-                if ev["kind"] == "resync":
-                    yield "event: resync\ndata: {}\n\n"
-                elif (prefecture is None or ev.get("prefecture") == prefecture) and \
-                        (county is None or ev.get("county") == county):
-                    yield f"event: order\ndata: {json.dumps({'id': ev.get('id')})}\n\n"
+            if got == "timeout":
+                yield idle()
+                continue
+            out = item(value)  # type: ignore[arg-type]
+            if out:
+                yield out
 
     # -- the agent's screen ------------------------------------------------------------------
     def _agent(self, request: Request) -> Seen:
@@ -467,11 +469,7 @@ class Console:
             raise Denied(404, "no such call on your phone")
         return self.render("_pop.html", seen.lang, seen=seen, **self._pop_ctx(pop))
 
-    async def agent_order(self, request: Request) -> Response:
-        form = await request.form()
-        return await run_in_threadpool(self._agent_order, request, form)
-
-    def _agent_order(self, request: Request, form: Mapping[str, Any]) -> Response:
+    def agent_order(self, request: Request, form: Mapping[str, Any]) -> Response:
         seen = self._agent(request)
         self._check_csrf(seen, form, request)
         store, me = self.deps.store, seen.who.login
@@ -498,11 +496,7 @@ class Console:
         return RedirectResponse(f"/agent?filed={order.id}", status_code=303,
                                 headers=SECURITY_HEADERS)
 
-    async def agent_state(self, request: Request) -> Response:
-        form = await request.form()
-        return await run_in_threadpool(self._agent_state, request, form)
-
-    def _agent_state(self, request: Request, form: Mapping[str, Any]) -> Response:
+    def agent_state(self, request: Request, form: Mapping[str, Any]) -> Response:
         seen = self._agent(request)
         self._check_csrf(seen, form, request)
         state, reason = str(form.get("state", "")), str(form.get("reason", ""))
@@ -527,28 +521,21 @@ class Console:
                                  headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
 
     async def _agent_stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
-        calls, s = self.deps.calls, self.deps.settings
+        calls = self.deps.calls
         if calls is None:
             yield "event: unavailable\ndata: {}\n\n"
             return
+
+        def state() -> str:
+            return f"event: {'ready' if calls.connected else 'unavailable'}\ndata: {{}}\n\n"
+
+        def item(pop: Pop) -> str:
+            return f"event: pop\ndata: {json.dumps({'linkedid': pop.linkedid})}\n\n"
+
         with calls.subscribe(seen.who.login) as q:
-            yield "retry: 2000\n\n"
-            yield f"event: {'ready' if calls.connected else 'unavailable'}\ndata: {{}}\n\n"
-            while True:
-                got, pop = await _next(q.get(), self.deps.stopping, s.keepalive_s)
-                if got == "stop":
-                    return
-                if got == "timeout":
-                    try:
-                        await run_in_threadpool(self._principal, request)
-                    except Denied:
-                        yield "event: signout\ndata: {}\n\n"
-                        return
-                    yield f"event: {'ready' if calls.connected else 'unavailable'}\n" \
-                          "data: {}\n\n"
-                    continue
-                assert pop is not None
-                yield f"event: pop\ndata: {json.dumps({'linkedid': pop.linkedid})}\n\n"
+            async for chunk in self._event_stream(request, q.get, item, first=state(),
+                                                  idle=state):
+                yield chunk
 
     # -- the supervisor wallboard -------------------------------------------------------------
     def _supervisor(self, request: Request) -> Seen:
@@ -590,11 +577,7 @@ class Console:
                 "buckets": [b for b, _ in orders.AGE_BUCKETS], "live_ok": bool(live),
                 "at": datetime.now(UTC), "sl_seconds": self.deps.settings.sl_seconds}
 
-    async def spy(self, request: Request) -> Response:
-        form = await request.form()
-        return await run_in_threadpool(self._spy, request, form)
-
-    def _spy(self, request: Request, form: Mapping[str, Any]) -> Response:
+    def spy(self, request: Request, form: Mapping[str, Any]) -> Response:
         seen = self._supervisor(request)
         self._check_csrf(seen, form, request)
         if seen.who.role != "supervisor":
@@ -693,30 +676,22 @@ class Console:
     async def _tick_stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
         """The board itself, pushed when it changed (one snapshot and one rendering per
         language for every open wallboard; only the viewer's CSRF token is put in)."""
-        s = self.deps.settings
         q: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+
+        def board(_: object = None) -> str:
+            html = self._board_html.get(seen.lang)
+            if html is None:
+                return ""
+            return "event: board\ndata: " + json.dumps(
+                {"at": self._board_at.get(seen.lang, ""),
+                 "html": html.replace(CSRF_SLOT, seen.csrf)}) + "\n\n"
+
         self._board_subs.add(q)
         self._board_wake.set()
         try:
-            yield "retry: 2000\n\nevent: ready\ndata: {}\n\n"
-            sent, checked = -1, time.monotonic()
-            while True:
-                if self._board_version != sent and seen.lang in self._board_html:
-                    sent = self._board_version
-                    html = self._board_html[seen.lang].replace(CSRF_SLOT, seen.csrf)
-                    yield "event: board\ndata: " + json.dumps(
-                        {"at": self._board_at.get(seen.lang, ""), "html": html}) + "\n\n"
-                got, _ = await _next(q.get(), self.deps.stopping, s.keepalive_s)
-                if got == "stop":
-                    return
-                if time.monotonic() - checked > s.keepalive_s:
-                    checked = time.monotonic()
-                    try:
-                        await run_in_threadpool(self._principal, request)
-                    except Denied:
-                        yield "event: signout\ndata: {}\n\n"
-                        return
-                    yield ": keepalive\n\n"
+            async for chunk in self._event_stream(request, q.get, board,
+                                                  first="event: ready\ndata: {}\n\n" + board()):
+                yield chunk
         finally:
             self._board_subs.discard(q)
 
@@ -766,7 +741,7 @@ def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-async def _next(get: Coroutine[Any, Any, T], stopping: asyncio.Event, timeout: float
+async def _next(get: Awaitable[T], stopping: asyncio.Event, timeout: float
                 ) -> tuple[str, T | None]:
     """The next item of a stream's queue: ("item", value), ("timeout", None) after
     ``timeout`` seconds, or ("stop", None) once the server is stopping."""
@@ -784,13 +759,17 @@ async def _next(get: Coroutine[Any, Any, T], stopping: asyncio.Event, timeout: f
     return ("stop", None) if stopper in done else ("timeout", None)
 
 
-def _guard(console: Console, handler: Any) -> Any:
-    """Denied and StoreUnavailable → one clear page; nothing else is caught here."""
+def _guard(console: Console, handler: Any, *, form: bool) -> Any:
+    """Runs a handler — a coroutine as it is, a plain function in the thread pool (where the
+    synchronous store is at home), with the parsed form when ``form`` — and turns Denied and
+    StoreUnavailable into one clear page; nothing else is caught here."""
     async def endpoint(request: Request) -> Response:
         lang = _lang_of(request)
         try:
             if asyncio.iscoroutinefunction(handler):
                 result: Response = await handler(request)
+            elif form:
+                result = await run_in_threadpool(handler, request, await request.form())
             else:
                 result = await run_in_threadpool(handler, request)
             return result
@@ -806,8 +785,11 @@ def _guard(console: Console, handler: Any) -> Any:
 def create_app(deps: ConsoleDeps) -> Starlette:
     c = Console(deps)
 
-    def route(path: str, handler: Any, methods: list[str] | None = None) -> Route:
-        return Route(path, _guard(c, handler), methods=methods or ["GET"])
+    def route(path: str, handler: Any) -> Route:
+        return Route(path, _guard(c, handler, form=False), methods=["GET"])
+
+    def post(path: str, handler: Any) -> Route:
+        return Route(path, _guard(c, handler, form=True), methods=["POST"])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -828,18 +810,18 @@ def create_app(deps: ConsoleDeps) -> Starlette:
     return Starlette(routes=[
         route("/", c.home),
         route("/login", c.login_page),
-        route("/login", c.login, ["POST"]),
-        route("/logout", c.logout, ["POST"]),
-        route("/lang", c.set_lang, ["POST"]),
+        post("/login", c.login),
+        post("/logout", c.logout),
+        post("/lang", c.set_lang),
         route("/agent", c.agent_page),
         route("/agent/events", c.agent_events),
         route("/agent/pop/{linkedid:str}", c.agent_pop),
-        route("/agent/orders", c.agent_order, ["POST"]),
-        route("/agent/state", c.agent_state, ["POST"]),
+        post("/agent/orders", c.agent_order),
+        post("/agent/state", c.agent_state),
         route("/wallboard", c.wallboard),
         route("/wallboard/board", c.wallboard_board),
         route("/wallboard/events", c.wallboard_events),
-        route("/wallboard/spy", c.spy, ["POST"]),
+        post("/wallboard/spy", c.spy),
         route("/reports/daily", c.report),
         route("/reports/daily.csv", c.report_csv),
         route("/inbox", c.inbox),
@@ -848,6 +830,6 @@ def create_app(deps: ConsoleDeps) -> Starlette:
         route("/orders/{order_id:int}", c.order_page),
         route("/orders/{order_id:int}/row", c.order_row),
         route("/orders/{order_id:int}/recording", c.recording),
-        route("/orders/{order_id:int}/{action:str}", c.act, ["POST"]),
+        post("/orders/{order_id:int}/{action:str}", c.act),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ], lifespan=lifespan)

@@ -5,20 +5,12 @@ orders of the account. One read, bounded by the store's statement timeout."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from pbxctl.data.orders import Order, list_for_account
+from pbxctl.data.selfservice import Bill
 from pbxctl.data.store import Store
-
-
-@dataclass(frozen=True)
-class Bill:
-    period: str
-    kwh: int
-    amount: Decimal
-    due_date: date
-    paid: bool
 
 
 @dataclass(frozen=True)

@@ -264,9 +264,13 @@ def due_for_notify(store: Store, *, now: datetime) -> list[Order]:
 
 
 def list_orders(store: Store, *, county: str | None = None, status: str | None = None,
-                older_than: timedelta | None = None, limit: int = 200) -> list[Order]:
+                older_than: timedelta | None = None, limit: int = 200,
+                prefecture: str | None = None) -> list[Order]:
     conds: list[str] = []
     params: list[object] = []
+    if prefecture:
+        conds.append("prefecture = %s")
+        params.append(prefecture)
     if county:
         conds.append("county = %s")
         params.append(county)

@@ -25,6 +25,7 @@ class Bill:
     kwh: int
     amount: Decimal
     due_date: date
+    paid: bool = False
 
 
 @dataclass(frozen=True)

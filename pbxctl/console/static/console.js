@@ -1,6 +1,15 @@
 // Live inbox: the server says which order changed (or that the list must be reloaded); the
 // rows come from scope-checked requests, as HTML rendered (and escaped) by the server.
 "use strict";
+
+// The live/not-live line every live page shows (its words come translated from the page).
+function liveIndicator(body, state) {
+  return function live(on) {
+    body.dataset.live = on ? "1" : "0";
+    state.textContent = on ? (state.dataset.on || "●") : (state.dataset.off || "○");
+    state.className = on ? "live on" : "live off";
+  };
+}
 (function () {
   // The agent's screen: a pop names a call on this agent's phone; its panel (customer, bills,
   // outages, open orders, the work-order form) is rendered by the server.
@@ -8,11 +17,7 @@
   if (body.dataset.page !== "agent") return;
   const pop = document.getElementById("pop");
   const state = document.getElementById("live-state");
-  function live(on) {
-    body.dataset.live = on ? "1" : "0";
-    state.textContent = on ? state.dataset.on : state.dataset.off;
-    state.className = on ? "live on" : "live off";
-  }
+  const live = liveIndicator(body, state);
   const es = new EventSource("/agent/events");
   es.addEventListener("ready", () => live(true));
   es.addEventListener("unavailable", () => live(false));
@@ -59,11 +64,7 @@
     const old = document.getElementById("order-" + id);
     if (old) old.replaceWith(fresh); else rows.prepend(fresh);
   }
-  function live(on) {
-    body.dataset.live = on ? "1" : "0";
-    state.textContent = on ? state.dataset.on || "●" : state.dataset.off || "○";
-    state.className = on ? "live on" : "live off";
-  }
+  const live = liveIndicator(body, state);
   const es = new EventSource("/inbox/events");
   es.addEventListener("ready", () => live(true));
   es.addEventListener("resync", () => { reloadAll().then(() => live(true)); });
@@ -81,11 +82,7 @@
   const at = document.getElementById("board-at");
   const state = document.getElementById("live-state");
   let last = null;
-  function live(on) {
-    body.dataset.live = on ? "1" : "0";
-    state.textContent = on ? state.dataset.on : state.dataset.off;
-    state.className = on ? "live on" : "live off";
-  }
+  const live = liveIndicator(body, state);
   const es = new EventSource("/wallboard/events");
   es.addEventListener("ready", () => live(true));
   es.addEventListener("board", (e) => {
