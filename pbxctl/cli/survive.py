@@ -18,8 +18,10 @@ from pbxctl.core.config import Option, resolve
 from pbxctl.core.errors import CommandFailed, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pbxctl.pbx.ami import AmiClient
-    from pbxctl.services.survivability import HealthTracker
+    from pbxctl.services.survivability import HealthTracker, ModeMachine
     from provisioning.failback import Gate
 
 OPTIONS = (
@@ -29,7 +31,10 @@ OPTIONS = (
     Option("hold_down", float, 30.0), Option("failback_rule", str, "hold-down"),
     Option("failback_window", str, ""), Option("timezone", str, "Asia/Shanghai"),
     Option("cti", list, []), Option("probe_interval", float, 1.0),
-    Option("probe_timeout", float, 1.0), Option("probe_failures", int, 2))
+    Option("probe_timeout", float, 1.0), Option("probe_failures", int, 2),
+    # Report the mode and paths to the province's database (the supervisor wallboard); needs
+    # the shared database section. Empty: no report.
+    Option("report_site", str, ""), Option("report_prefecture", str, ""))
 
 
 def settings(args: argparse.Namespace, env: Env) -> SimpleNamespace:
@@ -62,11 +67,15 @@ def cmd_survive(args: argparse.Namespace, env: Env) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     probe_error: list[BaseException] = []
     probe = _start_probe(s, client, tracker, stop, probe_error) if s.targets else None
+    on_state, reporter, wake = _reporter(s, args, env, stop)
     try:
-        watch(client, machine, stop=stop,
+        watch(client, machine, stop=stop, on_state=on_state,
               on_switch=lambda sw: env.out.print(f"mode {sw.to}: {sw.reason}"))
     finally:
         stop.set()
+        if reporter is not None:
+            wake()
+            reporter.join(timeout=10)
         if probe is not None:
             probe.join(timeout=s.probe_timeout + 5)
         client.close()
@@ -74,6 +83,40 @@ def cmd_survive(args: argparse.Namespace, env: Env) -> int:
         raise CommandFailed(f"CTI probe stopped: {probe_error[0]!r}",
                             hint="the supervisor (systemd) restarts the watcher")
     return 0
+
+
+def _reporter(s: SimpleNamespace, args: argparse.Namespace, env: Env, stop: threading.Event
+              ) -> tuple[Callable[[ModeMachine], None] | None, threading.Thread | None,
+                         Callable[[], None]]:
+    """The province state report (pbxctl/services/state_report.py), when configured."""
+    if not s.report_site or not s.report_prefecture:
+        return None, None, lambda: None
+    import time
+
+    from pbxctl.cli.env import conninfo
+    from pbxctl.data.store import Store, StoreConfig
+    from pbxctl.services.state_report import StateReporter, state_of
+
+    store = Store(config=StoreConfig(conninfo=conninfo(args, env), min_size=0, max_size=1,
+                                     connect_timeout=2.0, statement_timeout_ms=2000))
+    store.open(wait=False)  # the province may be unreachable right now: no wait at start
+    rep = StateReporter(store, site=s.report_site, prefecture=s.report_prefecture)
+    started = time.time()
+
+    def on_state(m: ModeMachine) -> None:
+        rep.offer(state_of(m.mode, m.reachable, m.switches[-1].at if m.switches else None,
+                           started_wall=started, now_mono=time.monotonic(),
+                           now_wall=time.time()))
+
+    def run() -> None:
+        try:
+            rep.run(stop)
+        finally:
+            store.close()
+
+    thread = threading.Thread(target=run, name="state-report", daemon=True)
+    thread.start()
+    return on_state, thread, rep.wake
 
 
 def _start_probe(s: SimpleNamespace, client: AmiClient, tracker: HealthTracker,
@@ -131,6 +174,9 @@ def register(nouns: Verbs) -> None:
                     help="fail back only within this local-time window "
                          "(inventory: options.failback_window)")
     sv.add_argument("--timezone", help="the province's time zone, for the window")
+    sv.add_argument("--report-site", help="report mode and paths to the province's database "
+                                          "as this gateway (needs the database section)")
+    sv.add_argument("--report-prefecture", help="… of this prefecture (the wallboard's row)")
     sv.add_argument("--cti", action="append", metavar="HOST:PORT",
                     help="the province CTI's FastAGI, once per path: probe it (AGI ping) and "
                          "bypass it while it does not answer")

@@ -53,7 +53,7 @@ from pbxctl.console.roles import (
 )
 from pbxctl.console.roles import principal as principal_of
 from pbxctl.core.errors import InputError, PbxctlError, StoreUnavailable
-from pbxctl.data import console_auth, customers, kpis, orders
+from pbxctl.data import console_auth, customers, kpis, orders, site_states
 from pbxctl.data.store import Store
 from provisioning.model import Inventory
 
@@ -567,7 +567,9 @@ class Console:
         figures = kpis.prefecture_kpis(store, since=since, until=until,
                                        sl_seconds=self.deps.settings.sl_seconds)
         live = self.deps.calls.queues() if self.deps.calls else {}
+        states = site_states.latest(store)
         rows = [{"code": p.code, "name": p.name, "live": live.get(p.queue),
+                 "state": states.get(p.code),
                  "k": figures.get(p.code, kpis.Kpis(0, 0, 0, 0, None)), "agents": p.agents}
                 for p in inv.prefectures]
         hours = kpis.hourly(store, since=since, until=until, zone=str(zone))
@@ -575,7 +577,8 @@ class Console:
         return {"rows": rows, "supervisors": live.get(inv.province.supervisor_queue),
                 "hours": hours, "peak": peak, "orders": orders.open_report(store),
                 "buckets": [b for b, _ in orders.AGE_BUCKETS], "live_ok": bool(live),
-                "at": datetime.now(UTC), "sl_seconds": self.deps.settings.sl_seconds}
+                "at": datetime.now(UTC), "sl_seconds": self.deps.settings.sl_seconds,
+                "stale_s": STATE_STALE_S}
 
     def spy(self, request: Request, form: Mapping[str, Any]) -> Response:
         seen = self._supervisor(request)
@@ -729,6 +732,10 @@ class Console:
             at[lang] = Clock(self.deps.zone, lang).time(board["at"])
         return html, at
 
+
+# A watcher reports every 5 s (and on each change): older than this, the province has not
+# heard from that gateway — the wallboard says so rather than show a state it cannot know.
+STATE_STALE_S = 15.0
 
 # The board is rendered once for every supervisor: this stands in for the viewer (the board
 # shows the spy buttons to supervisors only, and every viewer of the stream is one) and the

@@ -281,11 +281,13 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
                 "--failback-rule", opts.failback_rule, "--timezone", opts.timezone,
                 *(["--failback-window", opts.failback_window] if opts.failback_window else []),
                 "--cti", f"{cti.a}:{inv.province.cti_port}",
-                "--cti", f"{cti.b}:{inv.province.cti_port}"]
+                "--cti", f"{cti.b}:{inv.province.cti_port}",
+                # The supervisor wallboard's mode and path columns (the database: config).
+                "--report-site", p.gateway.name, "--report-prefecture", p.code]
         batch.append(Daemon(
             f"watcher:{p.gateway.name}", argv, root / "survive" / f"{p.gateway.name}.log",
             "pbxctl.services.survivability", f"survivability watcher of {p.gateway.name}",
-            env={**os.environ, "PBXCTL_SURVIVE_AMI_SECRET": sec.ami_watch[p.gateway.name]}))
+            env={**env, "PBXCTL_SURVIVE_AMI_SECRET": sec.ami_watch[p.gateway.name]}))
     for name, node in site_nodes.items():
         info = state.sites[name]
         batch.append(Daemon(

@@ -171,9 +171,11 @@ def apply(client: AmiClient, sw: Switch) -> None:
 
 
 def watch(client: AmiClient, machine: ModeMachine, *, stop: threading.Event,
-          on_switch: Callable[[Switch], None] | None = None, tick: float = 0.2) -> None:
+          on_switch: Callable[[Switch], None] | None = None, tick: float = 0.2,
+          on_state: Callable[[ModeMachine], None] | None = None) -> None:
     """Run until ``stop``: read both AORs' state, then follow ContactStatus (and read the
-    state again whenever the bounded event buffer overflowed)."""
+    state again whenever the bounded event buffer overflowed). ``on_state`` sees the machine
+    after every step (the province's state report: it must not block)."""
     # Only ContactStatus is queued, and boundedly: the watcher runs for months.
     with client.subscribe(keep=lambda m: _contact_up(m) is not None, maxlen=1000) as events:
         log.info("watching %s; failback hold-down %g s", ", ".join(PROVINCE_AORS),
@@ -202,6 +204,8 @@ def watch(client: AmiClient, machine: ModeMachine, *, stop: threading.Event,
             if machine.held and machine.held != held:
                 log.warning("failback due but held: %s", machine.held)
             _switched(client, sw, on_switch)
+            if on_state is not None:
+                on_state(machine)
 
 
 def _sync(client: AmiClient, machine: ModeMachine,

@@ -35,7 +35,7 @@ from pbxctl.console.passwords import hash_password
 from pbxctl.core.errors import ServiceStartError
 from pbxctl.core.net import free_port, tcp_accepts
 from pbxctl.core.procs import wait_until
-from pbxctl.data import orders
+from pbxctl.data import orders, site_states
 from pbxctl.data.console_auth import set_password, token_hash
 from pbxctl.data.kpis import hourly, prefecture_kpis
 from pbxctl.data.selfservice import seed_sample_data
@@ -356,8 +356,17 @@ def test_wallboard_kpis_follow_their_definitions(site: ConsoleSite) -> None:
                    zone=str(zone))
     assert [(h.hour, h.offered, h.answered, h.abandoned) for h in hours if h.offered] == \
         [(10, 2, 2, 0), (11, 2, 1, 1), (12, 1, 1, 0)]
+    # The watchers' reports: HZ survivable with both paths down; NB's last report too old.
+    site_states.report(site.store, site="hz-gw", prefecture="HZ", mode="survivable",
+                       since=midnight + timedelta(hours=9), path_a=False, path_b=False)
+    site_states.report(site.store, site="nb-gw", prefecture="NB", mode="central",
+                       since=midnight, path_a=True, path_b=True)
+    site.store.execute("UPDATE prefecture_states SET reported_at = now() - interval '1 min' "
+                       "WHERE site = 'nb-gw'")
     with site.client("zj-sup01") as sup:
         board = sup.get("/wallboard/board")
+        assert 'data-mode="survivable"' in board.text and 'data-paths="down/down"' in board.text
+        assert 'data-mode="unheard"' in board.text  # NB: not trusted after 15 s
         assert board.status_code == 200
         assert 'id="kpi-HZ" data-offered="4" data-answered="3" data-abandoned="1"' in board.text
         assert "25.0%" in board.text and "23.3 s" in board.text

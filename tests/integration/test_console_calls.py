@@ -152,7 +152,7 @@ def test_the_agent_sees_the_call_pop_files_an_order_and_pauses(
             # An abandoned call: hz-a001 paused, no supervisor phone, the caller gives up.
             assert ami.action("QueuePause", Interface="PJSIP/hz-a001", Paused="true",
                               Reason="meeting").ok
-            wait_js(browser, "document.querySelector('#kpi-HZ td:nth-child(6)')"
+            wait_js(browser, "document.querySelector('#kpi-HZ td.paused')"
                              ".textContent === '1'", what="hz-a001 paused on the wallboard")
             quitter = place_call(inv, "HZ", short_tmp / "quitter", hold_ms=2000,
                                  caller="057188880002")

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from pbxctl.cli import main
-from pbxctl.core.procs import pid_alive
+from pbxctl.core.procs import pid_alive, wait_until
+from pbxctl.data import site_states
 from pbxctl.data.store import Store, StoreConfig
 from tests.integration.test_lab import _procs_mentioning
 
@@ -97,6 +98,18 @@ def test_every_service_runs_and_every_phone_is_registered(lab: Lab) -> None:
                     stderr=io.StringIO()) == 0
         [sub] = json.loads(status.getvalue())["subscriptions"]
         assert sub["worker_running"] and sub["tables"] == {"ready": 3}
+    # Each gateway's watcher reports its prefecture's mode and paths to the province.
+    store = lab.store()
+    try:
+        def reported() -> bool:
+            return set(site_states.latest(store)) == {"HZ", "NB"}
+
+        wait_until(reported, timeout=30, what="both watchers' state reports")
+        got = {k: (v.site, v.mode, v.path_a, v.path_b)
+               for k, v in site_states.latest(store).items()}
+    finally:
+        store.close()
+    assert got == {"HZ": ("hz-gw", "central", True, True), "NB": ("nb-gw", "central", True, True)}
     # The DSN reaches the services through the config file, never their command lines.
     for info in [st["cti"], *st["services"].values(), *st["ivrs"].values()]:
         cmd = Path(f"/proc/{info['pid']}/cmdline").read_bytes().decode()

@@ -131,10 +131,11 @@ def test_names_from_the_inventory_are_escaped_on_every_screen() -> None:
     inv = replace(INV, prefectures=(evil, *INV.prefectures[1:]))
     console = Console(ConsoleDeps(store=None, inventory=inv, feed=None))  # type: ignore[arg-type]
     seen = Seen(Principal("zj-sup01", xss, "supervisor"), "tok", "en")
-    board = {"rows": [{"code": "HZ", "name": xss, "live": QueueLive("acd-HZ"),
+    board = {"rows": [{"code": "HZ", "name": xss, "live": QueueLive("acd-HZ"), "state": None,
                        "k": labels_kpis(), "agents": evil.agents}],
              "supervisors": None, "hours": [], "peak": 1, "orders": {xss: {"<1h": 1}},
-             "buckets": ["<1h"], "live_ok": True, "at": NOW, "sl_seconds": 20}
+             "buckets": ["<1h"], "live_ok": True, "at": NOW, "sl_seconds": 20,
+             "stale_s": 15.0}
     for page, ctx in (("_board.html", {"b": board}), ("error.html", {"why": xss, "code": 403})):
         html = bytes(console.render(page, "en", seen=seen, **ctx).body).decode()
         assert "<script>alert" not in html and "<img src=x" not in html, page
