@@ -383,8 +383,7 @@ class Console:
 
     async def events(self, request: Request) -> Response:
         seen = await run_in_threadpool(self._principal, request)
-        return StreamingResponse(self._stream(request, seen), media_type="text/event-stream",
-                                 headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
+        return _event_response(self._stream(request, seen))
 
     async def _stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
         feed = self.deps.feed
@@ -516,9 +515,7 @@ class Console:
 
     async def agent_events(self, request: Request) -> Response:
         seen = await run_in_threadpool(self._agent, request)
-        return StreamingResponse(self._agent_stream(request, seen),
-                                 media_type="text/event-stream",
-                                 headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
+        return _event_response(self._agent_stream(request, seen))
 
     async def _agent_stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
         calls = self.deps.calls
@@ -665,16 +662,14 @@ class Console:
         seen = self._supervisor(request)
         board = self._board()
         resp = self.render("_board.html", seen.lang, seen=seen, b=board)
-        # The time apart from the HTML: the page replaces the board only when it changed,
-        # so a button is not swapped out under a supervisor's click every second.
+        # The same board the event stream pushes, for a client without the stream; its time
+        # in a header, as the stream sends it beside the HTML.
         resp.headers["X-Board-At"] = Clock(self.deps.zone, seen.lang).time(board["at"])
         return resp
 
     async def wallboard_events(self, request: Request) -> Response:
         seen = await run_in_threadpool(self._supervisor, request)
-        return StreamingResponse(self._tick_stream(request, seen),
-                                 media_type="text/event-stream",
-                                 headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
+        return _event_response(self._tick_stream(request, seen))
 
     async def _tick_stream(self, request: Request, seen: Seen) -> AsyncIterator[str]:
         """The board itself, pushed when it changed (one snapshot and one rendering per
@@ -742,6 +737,12 @@ STATE_STALE_S = 15.0
 # slot is replaced by each viewer's own CSRF token.
 CSRF_SLOT = "@@csrf@@"
 _BOARD_VIEWER = Principal("", "", "supervisor")
+
+
+def _event_response(stream: AsyncIterator[str]) -> Response:
+    """An event stream as every live page gets it (no proxy buffering, no caching)."""
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"})
 
 
 def _ratio(value: float | None) -> str:
