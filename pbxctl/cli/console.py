@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import os
 import signal
+import socket
 import sys
 from datetime import timedelta
 from ipaddress import ip_network
@@ -91,8 +93,10 @@ def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
         deps = ConsoleDeps(store=store, inventory=inv, feed=OrderFeed(dsn),
                            settings=settings, calls=calls)
         app = create_app(deps)
+        fd = _listen_fd(args, env)
+        where = {"fd": fd} if fd is not None else {"host": got["host"], "port": got["port"]}
         config = uvicorn.Config(
-            AllowClients(app, allow), host=got["host"], port=got["port"], log_config=None,
+            AllowClients(app, allow), **where, log_config=None,
             access_log=False, proxy_headers=bool(got["forwarded_allow_ips"]),
             forwarded_allow_ips=got["forwarded_allow_ips"] or None,
             timeout_graceful_shutdown=3, server_header=False)
@@ -104,6 +108,30 @@ def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
     finally:
         store.close()
     return 0
+
+def _listen_fd(args: argparse.Namespace, env: Env) -> int | None:
+    """A listening socket handed over by whoever started us: ``--listen-fd N`` (the lab makes
+    the socket on the host's loopback and runs the console in the province's namespace), or
+    systemd socket activation (``LISTEN_FDS=1`` for this PID: the socket is fd 3)."""
+    fd: int | None = args.listen_fd
+    what = f"--listen-fd {fd}"
+    if fd is None and env.environ.get("LISTEN_PID") == str(os.getpid()):
+        if env.environ.get("LISTEN_FDS") != "1":
+            raise UsageError(f"systemd passed LISTEN_FDS={env.environ.get('LISTEN_FDS')}: "
+                             "the console takes exactly one socket")
+        fd, what = 3, "systemd's socket (fd 3)"
+    if fd is None:
+        return None
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError as exc:
+        raise InputError(f"{what}: not an open socket ({exc.strerror})") from None
+    with sock:
+        if sock.type != socket.SOCK_STREAM or sock.getsockopt(
+                socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
+            raise InputError(f"{what}: not a listening stream socket")
+    return fd
+
 
 def _ami(got: dict[str, Any]) -> AmiClient:
     from pbxctl.pbx.ami import AmiClient
@@ -145,6 +173,8 @@ def register(nouns: Verbs) -> None:
     serve.add_argument("--inventory", help="the province inventory (seats and their roles)")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="default 8480")
+    serve.add_argument("--listen-fd", type=int, metavar="FD",
+                       help="serve on this inherited listening socket instead of --host/--port")
     serve.add_argument("--allow", action="append", metavar="NETWORK",
                        help="clients allowed (default 127.0.0.0/8: the proxy on this host)")
     dsn_arg(serve)

@@ -51,6 +51,12 @@ def _print_netlab(data: dict[str, object], env: Env, *, as_json: bool) -> int:
     env.out.print(table)
     env.out.print(f"every node: `pbxctl uplink run` (active-backup); every gateway: `pbxctl "
                   f"survive run` (hold-down {net.hold_down:g} s)")
+    if net.console:
+        from pbxctl.lab.province import LAB_CONSOLE_ADMIN, LAB_CONSOLE_PASSWORD
+
+        env.out.print(f"web console: {net.console['url']} — sign in with a seat id (e.g. "
+                      f"{_first_agent(net)}, or {LAB_CONSOLE_ADMIN}) and the lab password "
+                      f"{LAB_CONSOLE_PASSWORD!r}")
     env.out.print(f"try: pbxctl lab call --prefecture {net.prefectures[0]} --keys 0   "
                   f"(the tour: pbxctl lab tour; a fault: pbxctl drill run wan-cut "
                   f"--prefecture {net.prefectures[0]})")
@@ -67,6 +73,13 @@ def cmd_lab_down(args: argparse.Namespace, env: Env) -> int:
     return 0
 
 
+def _first_agent(net: Any) -> str:
+    from provisioning.inventory import load_inventory
+
+    agents = load_inventory(Path(net.inventory)).prefecture(net.prefectures[0]).agents
+    return agents[0].id if agents else "a seat id"
+
+
 def cmd_lab_status(args: argparse.Namespace, env: Env) -> int:
     from pbxctl.lab.lifecycle import lab_dir, lab_status
 
@@ -78,6 +91,9 @@ def cmd_lab_status(args: argparse.Namespace, env: Env) -> int:
     else:
         for pid, alive in status["alive"].items():
             env.out.print(f"pid {pid}: {'running' if alive else 'gone'}")
+        console = status.get("netns", {}).get("console", {})
+        if console.get("url"):
+            env.out.print(f"web console: {console['url']}")
     return 0 if status["up"] else 3
 
 

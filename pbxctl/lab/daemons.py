@@ -30,6 +30,7 @@ class Daemon:
     what: str  # for errors: "uplink keeper of hzgw"
     env: Mapping[str, str] | None = None
     timeout: float = 60.0
+    pass_fds: tuple[int, ...] = ()  # sockets it inherits (a listener made in another netns)
 
 
 def _logged(log: Path, marker: str) -> bool:
@@ -48,7 +49,7 @@ def start_daemons(batch: Sequence[Daemon], *, interval: float = 0.05) -> dict[st
     procs = []
     try:
         for d in batch:
-            procs.append((d, spawn(d.argv, log_path=d.log, env=d.env)))
+            procs.append((d, spawn(d.argv, log_path=d.log, env=d.env, pass_fds=d.pass_fds)))
         started = time.monotonic()
         pending = list(procs)
         while pending:

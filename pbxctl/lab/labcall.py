@@ -21,9 +21,10 @@ from typing import Any
 from pbxctl.core import chanvars as V
 from pbxctl.core.errors import PbxctlError, UsageError, WaitTimeout
 from pbxctl.core.procs import wait_until
-from pbxctl.data.store import Store, StoreConfig
+from pbxctl.data.store import Store
 from pbxctl.lab.drill import Recorder, Timeline
 from pbxctl.lab.netlab import NetState, node_names
+from pbxctl.lab.province import store_of
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.pbx.ami import AmiClient, Message
@@ -102,12 +103,7 @@ def _ami(state: NetState, site: str, source: str) -> AmiClient:
 
 def lab_store(state: NetState) -> Store:
     """The lab's PostgreSQL, through its socket directory (reachable from any namespace)."""
-    pg = state.pg
-    store = Store(config=StoreConfig(
-        conninfo=f"host={pg['socket']} port={pg['port']} dbname=pbxctl user=postgres "
-                 "connect_timeout=3"))
-    store.open()
-    return store
+    return store_of(state.pg)
 
 
 def place(state: NetState, plan: CallPlan, *, workdir: Path,

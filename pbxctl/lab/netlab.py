@@ -36,13 +36,18 @@ from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.core.procs import pid_alive, stop_pid, wait_until
 from pbxctl.lab.daemons import Daemon, start_daemons
 from pbxctl.lab.province import (
+    LAB_CONSOLE_ADMIN,
+    LAB_CONSOLE_PASSWORD,
+    console_listener,
     pbxctl,
     phone_keeper,
     phone_plan,
     replication_passfile,
+    set_console_passwords,
     start_database,
     start_replica,
     stop_database,
+    store_of,
     tts_cache,
     write_config,
     write_ivr_config,
@@ -81,10 +86,12 @@ class NetState:
     phones: dict[str, dict[str, Any]] = field(default_factory=dict)  # phone node → keeper
     # prefecture → its IVR: node, config, replica PostgreSQL ("pg"), `agi serve` (pid, log)
     ivrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the web console: pid, log, url (its listener is on the host's loopback)
+    console: dict[str, Any] = field(default_factory=dict)
 
     def pids(self) -> list[int]:
         procs = [*self.sites.values(), *self.uplinks.values(), *self.watchers.values(),
-                 self.cti, *self.services.values(), *self.phones.values(), self.pg,
+                 self.cti, self.console, *self.services.values(), *self.phones.values(), self.pg,
                  *self.ivrs.values(), *(i.get("pg", {}) for i in self.ivrs.values())]
         return [p["pid"] for p in procs if p.get("pid")]
 
@@ -231,6 +238,11 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     state.config = str(config)
     keep()
     pbxctl(config, "db", "migrate", "--sample-data", "--inventory", str(path))
+    store = store_of(state.pg)
+    try:
+        logins = set_console_passwords(store, inv, chosen)
+    finally:
+        store.close()
     progress(f"PostgreSQL on {inv.province.pbx.a} (pid {state.pg['pid']}): schema and sample "
              "self-service data")
     _replicate(root, path, inv, chosen, state, config)
@@ -314,7 +326,17 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
     batch.append(Daemon("dispatcher", [*ns_exec(pbx_ns), *py, "orders", "dispatcher"],
                         root / "dispatcher" / "dispatcher.log", "dispatcher running",
                         "the work-order dispatcher", env=env))
-    started = start_daemons(batch)
+    listener = console_listener()
+    with listener:
+        fd = listener.fileno()
+        batch.append(Daemon(
+            "console", [*ns_exec(pbx_ns), *py, "console", "serve", "--listen-fd", str(fd)],
+            root / "console" / "console.log", "Application startup complete",
+            "the web console", env=env, pass_fds=(fd,)))
+        started = start_daemons(batch)
+        host, port = listener.getsockname()
+    state.console = {**started.pop("console"), "url": f"http://{host}:{port}/",
+                     "logins": len(logins) + 1}
     state.watchers = {k.split(":", 1)[1]: v for k, v in started.items()
                       if k.startswith("watcher:")}
     for key, info in started.items():
@@ -327,6 +349,9 @@ def netlab_up(root: Path, inventory: Path, *, progress: Progress, save: Callable
              f"{state.hold_down:g} s) and call-time relays on {len(chosen)} gateway(s), "
              f"call-record collectors on {len(site_nodes)} PBX(s), "
              f"work-order dispatcher beside {inv.province.pbx.name}")
+    progress(f"web console on {state.console['url']} (pid {state.console['pid']}): "
+             f"{len(logins)} seat(s) and `{LAB_CONSOLE_ADMIN}` sign in with the lab password "
+             f"{LAB_CONSOLE_PASSWORD!r}")
     state.phones = start_daemons([phone_keeper(root, node, net.ns(node), specs, sec)
                                   for node, (_, specs) in plan.items()])
     for node, (_, specs) in plan.items():
@@ -447,7 +472,7 @@ def netlab_down(data: dict[str, Any], *, progress: Progress) -> list[int]:
     # outlives it by much, and the uplink keepers go last (they keep the links up).
     daemons = [info.get("pid") for info in [*state.phones.values(), *state.services.values(),
                                             *state.watchers.values(), state.cti,
-                                            *state.ivrs.values()]]
+                                            state.console, *state.ivrs.values()]]
     stopped += _in_parallel(_stop, daemons)
 
     def stop_site(name: str) -> int | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ import yaml
 
 from pbxctl.core.errors import ServiceStartError, UsageError
 from pbxctl.core.files import atomic_write
+from pbxctl.data.store import Store
 from pbxctl.lab.daemons import Daemon
 from pbxctl.lab.phones import PhoneSpec, spec_file_data
 from pbxctl.lab.sandbox.netns import ns_exec
@@ -114,12 +116,74 @@ def write_config(root: Path, *, inventory: Path, inv: Inventory, sec: Secrets,
                        "ami_source": str(prov.pbx.a),
                        "prompt_dir": str(prompt_dir(root, prov.pbx.name)),
                        "tts_cache": str(tts_cache()), "interval": 1},
+        # The web console runs on the province node; its listener is made on the host's
+        # loopback by `lab up` (plain HTTP there: no Secure cookies), recordings below the lab.
+        "console": {"inventory": str(inventory), "cookie_secure": False,
+                    "recordings_root": str(root), "ami_host": str(prov.pbx.a),
+                    "ami_source": str(prov.cti.a)},
     }
-    secrets = {"dispatcher": {"ami_secret": sec.ami_notify[prov.pbx.name]}}
+    secrets = {"dispatcher": {"ami_secret": sec.ami_notify[prov.pbx.name]},
+               "console": {"ami_secret": sec.ami_console[prov.pbx.name]}}
     atomic_write(etc / "secrets.yaml", yaml.safe_dump(secrets), mode=0o600)
     atomic_write(etc / "pbxctl.yaml", "# written by `pbxctl lab up`\n"
                  + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), mode=0o600)
     return etc / "pbxctl.yaml"
+
+
+# Every console login of a lab has this one password: the lab is a demonstration on the
+# host's loopback and the tour tells people what to type. Never used outside `lab up`.
+LAB_CONSOLE_PASSWORD = "pbxctl-lab"
+LAB_CONSOLE_ADMIN = "admin"
+LAB_CONSOLE_PORT = 8480
+
+
+def store_of(pg: dict[str, Any]) -> Store:
+    """The lab's PostgreSQL, through its socket directory (reachable from any namespace)."""
+    from pbxctl.data.store import StoreConfig
+
+    store = Store(config=StoreConfig(
+        conninfo=f"host={pg['socket']} port={pg['port']} dbname=pbxctl user=postgres "
+                 "connect_timeout=3"))
+    store.open()
+    return store
+
+
+def console_logins(inv: Inventory, chosen: Sequence[Prefecture]) -> list[str]:
+    """The seats of the chosen prefectures (agents, county terminals) and the supervisors."""
+    codes = {p.code for p in chosen}
+    seats = [s.id for s in inv.province.supervisors]
+    seats += [a.id for p in chosen for a in p.agents]
+    seats += [s.id for c in inv.counties if c.prefecture in codes for s in c.seats]
+    return seats
+
+
+def set_console_passwords(store: Store, inv: Inventory, chosen: Sequence[Prefecture]
+                          ) -> list[str]:
+    """The lab's known console password for every seat it runs, and an administrator.
+    One argon2 hash serves all (same password; hashing each would cost ~0.13 s a seat)."""
+    from pbxctl.console.passwords import hash_password
+    from pbxctl.data.console_auth import set_password
+
+    hashed = hash_password(LAB_CONSOLE_PASSWORD)
+    logins = console_logins(inv, chosen)
+    for login in logins:
+        set_password(store, login=login, password_hash=hashed, admin=False)
+    set_password(store, login=LAB_CONSOLE_ADMIN, password_hash=hashed, admin=True)
+    return logins
+
+
+def console_listener(port: int = LAB_CONSOLE_PORT) -> socket.socket:
+    """The console's listening socket on the host's loopback (the console itself runs in the
+    province's namespace and inherits it): the default port, or any free one when a second
+    lab or something else already has it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
 
 
 def tts_cache() -> Path:

@@ -11,6 +11,7 @@ CLI call; the console under test only reads and acts on them.
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 import time
@@ -567,3 +568,38 @@ def test_serve_from_the_config_file_binds_the_chosen_address(site: ConsoleSite,
     text = log.read_text()
     assert rc == 0, text
     assert "console-db-secret-1" not in text and PASSWORD["zj-sup01"] not in text
+
+
+def test_serve_on_an_inherited_listening_socket(site: ConsoleSite, tmp_path: Path) -> None:
+    """--listen-fd: the lab makes the listener on the host's loopback and starts the console in
+    the province's namespace; systemd socket activation hands one over the same way."""
+    cfg = tmp_path / "pbxctl.yaml"
+    cfg.write_text(f"database: {{dsn: \"{site.store.config.conninfo}\"}}\n"
+                   f"console: {{inventory: {EXAMPLE}, cookie_secure: false}}\n")
+    listener = socket.socket()
+    listener.bind(("127.0.0.5", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    log = tmp_path / "console.log"
+    argv = [sys.executable, "-m", "pbxctl", "console", "serve", "--config", str(cfg)]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([*argv, "--listen-fd", str(listener.fileno())],
+                                stdout=fh, stderr=subprocess.STDOUT,
+                                pass_fds=(listener.fileno(),))
+    listener.close()  # the console holds its own copy
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.5:{port}", timeout=30) as c:
+            # Connections queue on the inherited socket until the console accepts them.
+            assert sign_in(c, "zj-sup01").status_code == 303
+            assert "Work orders of the province" in c.get("/inbox").text
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0, log.read_text()
+    # An fd that is not a listening socket is one clear line, and nothing starts.
+    with (tmp_path / "plain").open("w") as plain:
+        fd = plain.fileno()
+        res = subprocess.run([*argv, "--listen-fd", str(fd)], pass_fds=(fd,),
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode != 0
+    assert f"--listen-fd {fd}: not an open socket" in res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 2, res.stderr

@@ -15,15 +15,21 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from pbxctl.cli import main
 from pbxctl.core.procs import pid_alive, wait_until
 from pbxctl.data import site_states
 from pbxctl.data.store import Store, StoreConfig
+from pbxctl.lab.province import LAB_CONSOLE_PASSWORD
+from tests.browser import sign_in, wait_js
 from tests.integration.test_lab import _procs_mentioning
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 pytestmark = [pytest.mark.lab, pytest.mark.asterisk, pytest.mark.pg, pytest.mark.sipp]
 
@@ -111,7 +117,7 @@ def test_every_service_runs_and_every_phone_is_registered(lab: Lab) -> None:
         store.close()
     assert got == {"HZ": ("hz-gw", "central", True, True), "NB": ("nb-gw", "central", True, True)}
     # The DSN reaches the services through the config file, never their command lines.
-    for info in [st["cti"], *st["services"].values(), *st["ivrs"].values()]:
+    for info in [st["cti"], st["console"], *st["services"].values(), *st["ivrs"].values()]:
         cmd = Path(f"/proc/{info['pid']}/cmdline").read_bytes().decode()
         assert "dbname" not in cmd and "--dsn" not in cmd and "fixed-welcome" not in cmd
     code, out, _ = lab.run("lab", "phones", "--json")
@@ -172,6 +178,49 @@ def test_the_tour_shows_all_eight_points_with_real_calls(lab: Lab) -> None:
     assert "audio 0 B" in wan
 
 
+@pytest.mark.browser
+def test_the_labs_console_signs_in_seats_and_pops_a_real_call(lab: Lab,
+                                                               browser: WebDriver) -> None:
+    """`lab up` runs the web console on the province node, its listener on the host's
+    loopback, every seat signing in with the lab's known password: the supervisor's wallboard
+    shows both prefectures as the watchers report them, and a real call queued to hz-a001
+    pops on hz-a001's open page."""
+    console = lab.state["console"]
+    assert pid_alive(console["pid"])
+    url = console["url"].rstrip("/")
+    assert url.startswith("http://127.0.0.1:")
+    sign_in(browser, url, "zj-sup01", LAB_CONSOLE_PASSWORD)
+    assert "/wallboard" in browser.current_url
+    for pref in ("HZ", "NB"):
+        wait_js(browser, f"document.querySelector('#kpi-{pref} td.mode').dataset.mode "
+                         "=== 'central'", what=f"{pref} central on the wallboard", timeout=30)
+    browser.find_element(By.ID, "logout").click()
+    sign_in(browser, url, "hz-a001", LAB_CONSOLE_PASSWORD)
+    assert "/agent" in browser.current_url
+    code, _, err = lab.run("lab", "phones", "set", "hz-a002", "busy")  # so hz-a001 answers
+    assert code == 0, err
+    try:
+        call = subprocess.Popen(
+            [sys.executable, "-m", "pbxctl", "lab", "call", "--prefecture", "HZ", "--keys", "0",
+             "--from", "057188880123", "--talk", "3", "--json"],
+            env=lab.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_js(browser, "document.body.dataset.popped", what="the lab call's screen pop",
+                    timeout=90)
+        finally:
+            out, err = call.communicate(timeout=180)
+    finally:
+        lab.run("lab", "phones", "set", "hz-a002", "free")
+    assert call.returncode == 0, err[-2000:]
+    report = json.loads(out)
+    assert report["agent"] == "hz-a001" and report["served_by"] == "province"
+    assert "057188880123" in browser.find_element(By.ID, "pop").text
+    # Wrong password: refused like any other console's.
+    browser.find_element(By.ID, "logout").click()
+    sign_in(browser, url, "hz-a001", "not-the-lab-password", live=False)
+    assert "/login" in browser.current_url
+
+
 def test_bad_input_is_one_clear_line(lab: Lab) -> None:
     code, _, err = lab.run("lab", "call", "--prefecture", "XX")
     assert code == 2 and "valid: HZ, NB" in err, err
@@ -200,7 +249,7 @@ def test_lab_down_leaves_no_process_namespace_or_link(lab: Lab) -> None:
 
 
 def _all_pids(st: dict[str, Any]) -> list[int]:
-    procs = [st["pg"], st["cti"], *st["services"].values(), *st["phones"].values(),
+    procs = [st["pg"], st["cti"], st["console"], *st["services"].values(), *st["phones"].values(),
              *st["sites"].values(), *st["uplinks"].values(), *st["watchers"].values()]
     return [int(p["pid"]) for p in procs if p.get("pid")]
 
