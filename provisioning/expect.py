@@ -85,3 +85,53 @@ def differences(want: SiteExpectation, endpoints: set[str], dialplan: dict[str, 
                 out.append(f"queue {q}: want {sorted(want.queues.get(q, []))}, "
                            f"got {sorted(got_q.get(q, []))}")
     return out
+
+
+@dataclass(frozen=True)
+class FreeSwitchExpectation:
+    """What a FreeSWITCH site must hold: SIP profiles with their gateways, directory users,
+    mod_callcenter queues with their tiers (queue → agents)."""
+
+    profiles: dict[str, frozenset[str]]  # profile → gateway names
+    users: frozenset[str]
+    queues: dict[str, frozenset[str]]
+
+
+def expected_freeswitch(inv: Inventory, site: Site) -> FreeSwitchExpectation:
+    pref = site.prefecture
+    if site.role == "province":
+        gateways = {x: frozenset(f"gw-{p.code.lower()}-{x}" for p in inv.prefectures)
+                    for x in PATHS}
+        users = frozenset(s.id for s in inv.all_seats())
+        queues = {p.queue: frozenset(a.id for a in p.agents) for p in inv.prefectures}
+        queues[inv.province.supervisor_queue] = frozenset(
+            s.id for s in inv.province.supervisors)
+    elif site.role == "gateway":
+        assert pref is not None
+        gateways = {x: frozenset([f"province-{x}", f"lss-{x}"]) for x in PATHS}
+        users, queues = frozenset(), {}
+    else:
+        assert pref is not None
+        gateways = {x: frozenset([f"gw-{x}"]) for x in PATHS}
+        users = frozenset(a.id for a in pref.agents)
+        queues = {pref.lss_queue: frozenset(a.id for a in pref.agents)}
+    return FreeSwitchExpectation({f"switch-{x}": g for x, g in gateways.items()}, users, queues)
+
+
+def freeswitch_differences(want: FreeSwitchExpectation, *, profiles: dict[str, set[str]],
+                           users: set[str], queues: dict[str, set[str]]) -> list[str]:
+    out = []
+    got_p = {k: frozenset(v) for k, v in profiles.items()}
+    for name in sorted(set(got_p) | set(want.profiles)):
+        if got_p.get(name) != want.profiles.get(name):
+            out.append(f"profile {name}: want gateways {sorted(want.profiles.get(name, []))}, "
+                       f"got {sorted(got_p.get(name, []))}")
+    if users != want.users:
+        out.append(f"users: missing {sorted(want.users - users)}, "
+                   f"unexpected {sorted(users - want.users)}")
+    got_q = {k: frozenset(v) for k, v in queues.items()}
+    for name in sorted(set(got_q) | set(want.queues)):
+        if got_q.get(name) != want.queues.get(name):
+            out.append(f"queue {name}: want tiers {sorted(want.queues.get(name, []))}, "
+                       f"got {sorted(got_q.get(name, []))}")
+    return out

@@ -18,18 +18,37 @@ import jinja2
 from pbxctl.core import chanvars
 from pbxctl.core.errors import InputError
 from pbxctl.data.prompts import WELCOME_DEFAULT
+from pbxctl.pbx.freeswitch_modules import MODULES
 from provisioning.model import PATHS, Inventory, Seat, Site
 from provisioning.render_asterisk import DEFAULT_PROMPT_DIR, SIP_PORT, RenderedFile, site_seats
 from provisioning.secrets import Secrets
 from provisioning.templates import dialplans_dir
 
 ESL_PORT = 8084  # our outbound ESL server on the CTI (FreeSWITCH `socket` connects to it)
+ESL_INBOUND_PORT = 8021  # each site's own event socket (operations, notification calls)
+RTP_PORTS = (16384, 32767)
+MIN_PING = 5  # sofia refuses a gateway ping below 5 s ("invalid ping!") and pings not at all
 DOMAIN = "pbxctl"
 RELOAD: dict[str, str | None] = {
+    "freeswitch.xml": "reloadxml",
     "sofia.conf.xml": "reloadxml; sofia profile restart all",
     "directory.xml": "reloadxml",
     "dialplan.xml": "reloadxml",
     "callcenter.conf.xml": "reload mod_callcenter",
+    "acl.conf.xml": "reloadacl",
+    # Read at start only: a change needs a restart of the site.
+    "modules.conf.xml": None, "switch.conf.xml": None, "event_socket.conf.xml": None,
+    "logfile.conf.xml": None, "console.conf.xml": None, "db.conf.xml": None,
+    "hash.conf.xml": None, "spandsp.conf.xml": None, "opus.conf.xml": None,
+}
+# The settings files every site has besides its SIP, dialplan, directory and queues: name →
+# what it is (the comment in the file).
+CORE_FILES = {
+    "modules.conf": "the modules a pbxctl site loads", "switch.conf": "core settings",
+    "event_socket.conf": "inbound event socket", "acl.conf": "who may connect",
+    "logfile.conf": "the log file", "console.conf": "console logging",
+    "db.conf": "mod_db", "hash.conf": "mod_hash", "spandsp.conf": "mod_spandsp (DTMF, tones)",
+    "opus.conf": "mod_opus",
 }
 # XML 1.0 cannot carry these at all, escaped or not.
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -144,6 +163,28 @@ def _queues(site: Site, inv: Inventory) -> list[_QueueView]:
     return []
 
 
+def trunk_peers(site: Site, inv: Inventory) -> list[IPv4Address]:
+    """The addresses that may send this site SIP without a password: its trunks' far ends
+    (and, at a gateway, the PSTN media gateway callers come through)."""
+    peers = [g.remote for p in _profiles(site, inv) for g in p.gateways]
+    if site.role == "gateway":
+        assert site.prefecture is not None
+        peers += [site.prefecture.pstn_gateway.addr(x) for x in PATHS]
+    return sorted(set(peers))
+
+
+def _core_files(inv: Inventory, site: Site, secrets: Secrets) -> dict[str, str]:
+    cti = inv.province.cti
+    # A gateway runs no queue (and mod_callcenter will not load without its queues file).
+    modules = [m for m in MODULES if site.role != "gateway" or m != "mod_callcenter"]
+    ctx = {"modules": modules, "max_sessions": 1000, "sessions_per_second": 100,
+           "rtp_ports": RTP_PORTS, "esl_address": site.host.a, "esl_port": ESL_INBOUND_PORT,
+           "esl_password": secrets.ami[site.name], "trunk_peers": trunk_peers(site, inv),
+           "esl_peers": sorted({site.host.a, site.host.b, cti.a, cti.b})}
+    return {f"{name}.xml": _render("core.conf.xml.j2", name=name, what=what, **ctx)
+            for name, what in CORE_FILES.items()}
+
+
 def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
                 prompt_dir: str = DEFAULT_PROMPT_DIR) -> dict[str, RenderedXml]:
     opts = inv.province.options
@@ -152,9 +193,12 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
              for s in site_seats(site, inv)]
     files = {"sofia.conf.xml": _render("sofia.conf.xml.j2", site=site, options=opts,
                                        profiles=_profiles(site, inv), sip_port=SIP_PORT,
+                                       ping=max(opts.qualify_frequency, MIN_PING),
                                        seats=seats),
              "directory.xml": _render("directory.xml.j2", site=site, seats=seats,
-                                      domain=DOMAIN)}
+                                      domain=DOMAIN),
+             "freeswitch.xml": _render("freeswitch.xml.j2", site=site),
+             **_core_files(inv, site, secrets)}
     if site.role == "gateway":
         pref = site.prefecture
         assert pref is not None

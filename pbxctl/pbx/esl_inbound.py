@@ -20,14 +20,19 @@ class EslReply:
 
 
 class InboundEsl:
-    def __init__(self, *, host: str, port: int, password: str, timeout: float = 5.0) -> None:
+    def __init__(self, *, host: str, port: int, password: str, timeout: float = 5.0,
+                 source: str | None = None) -> None:
         self.host, self.port, self.password, self.timeout = host, port, password, timeout
+        self.source = source
         self._sock: socket.socket | None = None
         self._buf = b""
 
     def connect(self) -> None:
         try:
-            self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            # source: the event socket's ACL names the hosts that may connect (the CTI's).
+            self._sock = socket.create_connection(
+                (self.host, self.port), timeout=self.timeout,
+                source_address=(self.source, 0) if self.source else None)
         except OSError as exc:
             raise ServiceStartError(f"FreeSWITCH ESL {self.host}:{self.port} unreachable: {exc}",
                                     hint="is mod_event_socket loaded and listening?") from exc

@@ -56,8 +56,15 @@ def test_every_file_of_the_example_province_parses_and_every_did_is_routed(
                for g in sofia.iter("gateway")}
         assert sorted(gws) == ["lss-a", "lss-b", "province-a", "province-b"]
         assert gws["province-b"]["proxy"] == f"{inv.province.pbx.b}:5060"
-        assert all(g["ping"] == str(inv.province.options.qualify_frequency)
+        # FreeSWITCH refuses a ping below 5 s ("invalid ping!", and no ping at all).
+        assert all(g["ping"] == str(max(inv.province.options.qualify_frequency, 5))
                    for g in gws.values())
+        acl = ET.fromstring(rendered[p.gateway.name]["acl.conf.xml"].text.encode())
+        trunks = {str(n.get("cidr")) for lst in acl.iter("list")
+                  if lst.get("name") == "pbxctl-trunks" for n in lst.iter("node")}
+        assert trunks == {f"{a}/32" for a in (inv.province.pbx.a, inv.province.pbx.b,
+                                               p.lss.a, p.lss.b, p.pstn_gateway.a,
+                                               p.pstn_gateway.b)}
 
 
 def test_queues_and_tiers_follow_the_model(small_inventory_path: Path) -> None:

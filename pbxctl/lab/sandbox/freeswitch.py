@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -109,31 +110,43 @@ class FreeSwitchInstance:
     """``start()`` boots it (bounded); ``stop()`` ends it. No I/O in the constructor."""
 
     def __init__(self, *, name: str, root: Path, address: str = "127.0.0.1",
-                 binary: Path | None = None, config: str | None = None) -> None:
+                 binary: Path | None = None, config: str | None = None,
+                 site_files: Mapping[str, str] | None = None, esl_port: int = 0,
+                 esl_password: str = "", profiles: tuple[str, ...] = (PROFILE,)) -> None:
+        """``site_files``: a rendered site (freeswitch.xml and the files it takes in), run as
+        rendered — its addresses, ports and event-socket password (give the same
+        ``esl_port``/``esl_password``); else the minimal one-profile lab config."""
         self.name, self.root, self.address = name, root, address
         self.binary = binary
         self.config = config
-        self.sip_port = self.esl_port = 0
-        self.esl_password = secrets.token_hex(12)
+        self.site_files = dict(site_files) if site_files is not None else None
+        self.sip_port, self.esl_port = 0, esl_port
+        self.esl_password = esl_password or secrets.token_hex(12)
+        self.profiles = profiles
         self.pid: int | None = None
 
     def esl(self, *, timeout: float = 5.0) -> InboundEsl:
+        # From its own address: a rendered site's event socket admits the CTI and itself.
         return InboundEsl(host=self.address, port=self.esl_port, password=self.esl_password,
-                          timeout=timeout)
+                          timeout=timeout, source=self.address)
 
     def start(self, *, timeout: float = 30.0) -> None:
         require_loopback(self.address)
         binary = self.binary or find_freeswitch()
         for d in DIRS:
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        self.sip_port = free_port(self.address, kind="udp")
-        self.esl_port = free_port(self.address)
-        rtp = free_port(self.address, kind="udp")
-        conf = self.config or minimal_config(
-            address=self.address, sip_port=self.sip_port, esl_port=self.esl_port,
-            esl_password=self.esl_password, rtp_ports=(rtp, rtp + 100),
-            log_dir=self.root / "log")
-        atomic_write(self.root / "conf" / "freeswitch.xml", conf, mode=0o600)
+        if self.site_files is not None:
+            for fname, text in self.site_files.items():
+                atomic_write(self.root / "conf" / fname, text, mode=0o600)
+        else:
+            self.sip_port = free_port(self.address, kind="udp")
+            self.esl_port = free_port(self.address)
+            rtp = free_port(self.address, kind="udp")
+            conf = self.config or minimal_config(
+                address=self.address, sip_port=self.sip_port, esl_port=self.esl_port,
+                esl_password=self.esl_password, rtp_ports=(rtp, rtp + 100),
+                log_dir=self.root / "log")
+            atomic_write(self.root / "conf" / "freeswitch.xml", conf, mode=0o600)
         # -nc alone forks away (the PID would be lost): -nf -nc keeps it in the foreground
         # without a console; every directory flag, or it writes under the build's prefix.
         argv = [str(binary), "-nf", "-nc", "-nonat", *(x for d in DIRS if d != "sounds"
@@ -157,7 +170,10 @@ class FreeSwitchInstance:
             try:
                 with self.esl(timeout=2.0) as esl:
                     last = esl.api("sofia status")
-                    if any(PROFILE in line and "RUNNING" in line for line in last.splitlines()):
+                    rows = [line.split() for line in last.splitlines()]
+                    running = {r[0] for r in rows
+                               if len(r) >= 4 and r[1] == "profile" and r[3] == "RUNNING"}
+                    if set(self.profiles) <= running:
                         return
             except (ServiceStartError, WaitTimeout) as exc:
                 last = exc.message
@@ -171,3 +187,11 @@ class FreeSwitchInstance:
         if self.pid is not None:
             stop_pid(self.pid, grace=grace)
             self.pid = None
+
+    def log_lines(self, level: str = "ERR") -> list[str]:
+        """Lines of the instance's log at ``level`` (FreeSWITCH writes ``[ERR]``, ``[CRIT]``)."""
+        try:
+            text = (self.root / "log" / "freeswitch.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if f"[{level}]" in line]
