@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -96,6 +98,41 @@ class InboundEsl:
         if reply.body.startswith("-ERR"):
             raise CommandFailed(f"ESL api {command}: {reply.body.strip()}")
         return reply.body
+
+    def subscribe(self, *events: str) -> None:
+        """Receive these events on this connection (``CHANNEL_EXECUTE_COMPLETE``, ``CUSTOM
+        callcenter::info``…); read them with wait_event. Replies to later commands on the
+        same connection skip events, so keep one connection for events alone."""
+        for name in events:
+            if not name.replace("_", "").replace("::", "").replace(" ", "").isalnum():
+                raise ValueError(f"not an event name: {name!r}")
+        reply = self._command(f"event plain {' '.join(events)}")
+        if not reply.headers.get("Reply-Text", "").startswith("+OK"):
+            raise CommandFailed(f"ESL event {' '.join(events)}: {reply.headers.get('Reply-Text')}")
+
+    def wait_event(self, predicate: Callable[[dict[str, str]], bool], *, timeout: float,
+                   what: str) -> dict[str, str]:
+        """The next subscribed event for which ``predicate`` holds (headers, URL-decoded)."""
+        assert self._sock is not None
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(f"no {what} within {timeout:g}s")
+                self._sock.settimeout(left)
+                try:
+                    reply = self._read()
+                except WaitTimeout:
+                    raise WaitTimeout(f"no {what} within {timeout:g}s") from None
+                if reply.headers.get("Content-Type") != "text/event-plain":
+                    continue
+                event = {k: unquote(v) for k, v in (line.split(": ", 1) for line in
+                                                     reply.body.split("\n") if ": " in line)}
+                if predicate(event):
+                    return event
+        finally:
+            self._sock.settimeout(self.timeout)
 
     def channels(self) -> list[dict[str, Any]]:
         data = json.loads(self.api("show channels as json") or "{}")

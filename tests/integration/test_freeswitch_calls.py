@@ -1,0 +1,204 @@
+"""Real SIPp calls through a real FreeSWITCH gateway (rendered from the small inventory) into a
+real `pbxctl esl serve` with the prompt catalogue in PostgreSQL — the FreeSWITCH rows of
+"central control, local playback":
+
+* the CTI answers over the `socket` application: the gateway plays the catalogue's choice from
+  its **own disk** (the file `prompts publish` put there);
+* the catalogue names a file this disk lacks: drift is reported to the CTI (prompt_missing,
+  stored in PostgreSQL) and the caller hears the local default;
+* the CTI is down on both paths: the local default plays.
+
+What the gateway did is read from FreeSWITCH's own events (CHANNEL_EXECUTE_COMPLETE of each
+playback, with the channel's variables) over its inbound event socket."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pbxctl.cli import main
+from pbxctl.core import chanvars as V
+from pbxctl.core.procs import wait_until
+from pbxctl.data.store import Store, StoreConfig
+from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
+from pbxctl.lab.sandbox.postgres import PostgresCluster
+from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.render_freeswitch import ESL_INBOUND_PORT, ESL_PORT, render_site
+from provisioning.secrets import ensure_secrets
+
+pytestmark = [pytest.mark.freeswitch, pytest.mark.pg, pytest.mark.sipp]
+
+SMALL = Path(__file__).parents[1] / "data" / "small" / "province.yaml"
+
+
+@dataclass
+class Stage:
+    inv: Inventory
+    root: Path
+    store: Store
+    gw: FreeSwitchInstance
+    prompt_dir: Path
+    config: Path
+    cti: subprocess.Popen[bytes] | None = None
+    cti_log: Path | None = None
+
+    def start_cti(self) -> None:
+        self.cti_log = self.root / "esl.log"
+        with self.cti_log.open("ab") as out:
+            self.cti = subprocess.Popen([sys.executable, "-m", "pbxctl", "esl", "serve",
+                                         "--config", str(self.config)],
+                                        stdout=out, stderr=subprocess.STDOUT)
+        log = self.cti_log
+        wait_until(lambda: "listening on" in log.read_text() or self.cti is None
+                   or self.cti.poll() is not None, timeout=30, what="esl serve to listen")
+        assert self.cti.poll() is None, log.read_text()
+
+    def stop_cti(self) -> None:
+        if self.cti is not None and self.cti.poll() is None:
+            self.cti.send_signal(signal.SIGTERM)
+            assert self.cti.wait(timeout=30) == 0, self.cti_log and self.cti_log.read_text()
+        self.cti = None
+
+
+def _database(cluster: PostgresCluster) -> Store:
+    assert cluster.endpoint is not None
+    name = f"t{uuid.uuid4().hex[:12]}"
+    admin = Store(config=StoreConfig(conninfo=cluster.endpoint.conninfo().replace(
+        "dbname=pbxctl", "dbname=postgres")))
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    store = Store(config=StoreConfig(conninfo=cluster.endpoint.conninfo().replace(
+        "dbname=pbxctl", f"dbname={name}")))
+    store.open()
+    store.migrate()
+    return store
+
+
+def _cli(*argv: str, env: dict[str, str]) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(list(argv), environ=env, stdout=out, stderr=err) == 0, err.getvalue()
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def stage(pg_cluster: PostgresCluster, tts_cache_dir: Path) -> Iterator[Stage]:
+    root = Path(tempfile.mkdtemp(prefix="pbxfs-", dir="/tmp"))
+    inv_path = root / "province.yaml"
+    shutil.copy(SMALL, inv_path)
+    inv = load_inventory(inv_path)
+    secrets = ensure_secrets(inv, root / "province.secrets.yaml")
+    store = _database(pg_cluster)
+    env = {"PBXCTL_DSN": store.config.conninfo}
+    _cli("prompts", "init", env=env)
+    _cli("prompts", "publish", "--inventory", str(inv_path), "--target", str(root / "deploy"),
+         "--cache", str(tts_cache_dir), env=env)
+    cti = inv.province.cti
+    config = root / "pbxctl.yaml"
+    # On one loopback every PBX connects from 127.0.0.1 (the lab's namespaces give each its
+    # own address): allowed here besides the inventory's PBXs.
+    config.write_text(f'database: {{dsn: "{store.config.conninfo}"}}\n'
+                      f"esl: {{host: [{cti.a}, {cti.b}], port: {ESL_PORT}, "
+                      f"inventory: {inv_path}, allow: [127.0.0.1], grace: 2}}\n")
+    site = inv.site("hz-gw")
+    prompt_dir = root / "deploy" / "hz-gw" / "sounds" / "pbxctl"
+    files = {f: r.text for f, r in render_site(inv, site, secrets,
+                                               prompt_dir=str(prompt_dir)).items()}
+    gw = FreeSwitchInstance(name="hz-gw", root=root / "hz-gw", address=str(site.host.a),
+                            site_files=files, esl_port=ESL_INBOUND_PORT,
+                            esl_password=secrets.ami["hz-gw"], profiles=("switch-a", "switch-b"))
+    gw.start(timeout=60)
+    st = Stage(inv, root, store, gw, prompt_dir, config)
+    try:
+        yield st
+    finally:
+        st.stop_cti()
+        gw.stop()
+        store.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _welcome_of_one_call(stage: Stage, workdir: Path) -> dict[str, str]:
+    """One caller dials the DID and waits for the gateway's BYE (after the welcome, the
+    province is down in this module: the apology, then the gateway hangs up). Returns the
+    CHANNEL_EXECUTE_COMPLETE of the welcome's playback."""
+    hz = stage.inv.prefecture("HZ")
+    with stage.gw.esl(timeout=10) as events:
+        events.subscribe("CHANNEL_EXECUTE_COMPLETE")
+        sipp = SippProcess(scenario=scenario_path("uac_wait_bye.xml"), workdir=workdir,
+                           local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
+                           service=hz.dids[0], timeout=60,
+                           keys={"caller": "057188880000", "audio": str(pcap("g711a.pcap"))})
+        sipp.start()
+        try:
+            played = events.wait_event(
+                lambda e: e.get("Application") == "playback"
+                and bool(e.get("variable_pbxctl_welcome")), timeout=45,
+                what="the welcome's playback on hz-gw")
+            result = sipp.wait()
+        finally:
+            sipp.stop()
+    assert result.successful == 1 and result.failed == 0, result
+    return played
+
+
+def test_the_ctis_choice_plays_from_the_gateways_own_disk(stage: Stage, tmp_path: Path) -> None:
+    stage.start_cti()
+    played = _welcome_of_one_call(stage, tmp_path)
+    prompt = played[f"variable_{V.WELCOME_PROMPT}"]
+    assert played[f"variable_{V.STATUS}"] == V.STATUS_OK
+    assert played["variable_pbxctl_welcome"] == "central"
+    assert played["Application-Data"] == f"{stage.prompt_dir}/{prompt}.wav"
+    assert played["Application-Response"] == "FILE PLAYED"
+    assert (stage.prompt_dir / f"{prompt}.wav").is_file()
+    # The CTI's own call log has the call, by FreeSWITCH's channel id.
+    uid = played["Unique-ID"]
+
+    def logged() -> bool:
+        return bool(stage.store.execute(
+            "SELECT 1 FROM agi_calls WHERE uniqueid = %s AND outcome = %s", (uid, prompt)))
+
+    wait_until(logged, timeout=15, what="the welcome in the CTI's call log")
+    # No province or LSS runs in this module: the route's "Gateway … is down!" is expected.
+    assert [line for line in stage.gw.log_lines("ERR") if "is down!" not in line] == []
+
+
+def test_a_prompt_missing_on_disk_is_reported_and_the_local_default_plays(
+        stage: Stage, tmp_path: Path) -> None:
+    if stage.cti is None:
+        stage.start_cti()
+    chosen = _welcome_of_one_call(stage, tmp_path / "first")[f"variable_{V.WELCOME_PROMPT}"]
+    (stage.prompt_dir / f"{chosen}.wav").rename(tmp_path / "kept.wav")
+    try:
+        played = _welcome_of_one_call(stage, tmp_path / "second")
+    finally:
+        (tmp_path / "kept.wav").rename(stage.prompt_dir / f"{chosen}.wav")
+    assert played["variable_pbxctl_welcome"] == "drift"
+    default = played["Application-Data"]
+    assert default.startswith(str(stage.prompt_dir)) and default.endswith("/current.wav")
+    assert played["Application-Response"] == "FILE PLAYED"
+    uid = played["Unique-ID"]
+    rows = stage.store.execute("SELECT site, prompt FROM prompt_drift WHERE uniqueid = %s",
+                               (uid,))
+    assert [tuple(r) for r in rows] == [("hz-gw", chosen)]
+
+
+def test_with_the_cti_down_on_both_paths_the_local_default_plays(stage: Stage,
+                                                                 tmp_path: Path) -> None:
+    stage.stop_cti()
+    played = _welcome_of_one_call(stage, tmp_path)
+    assert played["variable_pbxctl_welcome"] == "local"
+    assert played.get(f"variable_{V.STATUS}", "") == ""
+    assert played["Application-Data"].endswith("/current.wav")
+    assert played["Application-Response"] == "FILE PLAYED"
