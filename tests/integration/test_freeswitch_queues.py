@@ -1,0 +1,189 @@
+"""Real SIPp calls through a real FreeSWITCH gateway into a real FreeSWITCH province (both
+rendered from the small inventory): the caller hears the local welcome (no CTI runs here),
+the gateway bridges to the province over path A, the province's mod_callcenter queue of the
+prefecture rings the agent's registered phone (a SIPp UAS that registered with its seat's
+digest secret), the agent answers and talks, and the call is recorded on the province.
+
+What happened is read from FreeSWITCH's own events over each site's inbound event socket
+(mod_callcenter's ``callcenter::info``), and the recording from the province's disk."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pbxctl.core.procs import wait_until
+from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
+from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.pbx import freeswitch_show as show
+from provisioning.inventory import load_inventory
+from provisioning.model import Inventory
+from provisioning.render_freeswitch import ESL_INBOUND_PORT, render_site
+from provisioning.secrets import Secrets, ensure_secrets
+from tests.integration.conftest import agent_hangs_up
+
+pytestmark = [pytest.mark.freeswitch, pytest.mark.sipp]
+
+SMALL = Path(__file__).parents[1] / "data" / "small" / "province.yaml"
+
+
+@dataclass
+class Sites:
+    inv: Inventory
+    secrets: Secrets
+    root: Path
+    province: FreeSwitchInstance
+    gateway: FreeSwitchInstance
+
+
+def _site(inv: Inventory, secrets: Secrets, name: str, root: Path) -> FreeSwitchInstance:
+    site = inv.site(name)
+    files = {f: r.text for f, r in render_site(inv, site, secrets,
+                                               prompt_dir=str(root / "sounds")).items()}
+    return FreeSwitchInstance(name=name, root=root / name, address=str(site.host.a),
+                              site_files=files, esl_port=ESL_INBOUND_PORT,
+                              esl_password=secrets.ami[name], profiles=("switch-a", "switch-b"))
+
+
+def _gateway_up(fs: FreeSwitchInstance, name: str) -> bool:
+    with fs.esl() as esl:
+        return any(line.split() == ["Status", "UP"]
+                   for line in esl.api(f"sofia status gateway {name}").splitlines())
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[Sites]:
+    root = Path(tempfile.mkdtemp(prefix="pbxfsq-", dir="/tmp"))
+    shutil.copy(SMALL, root / "province.yaml")
+    inv = load_inventory(root / "province.yaml")
+    secrets = ensure_secrets(inv, root / "province.secrets.yaml")
+    province = _site(inv, secrets, "zj-pbx", root)
+    gateway = _site(inv, secrets, "hz-gw", root)
+    province.start(timeout=60)
+    try:
+        gateway.start(timeout=60)
+        try:
+            # The gateway pings its trunks every 5 s (FreeSWITCH's floor): path A up first.
+            wait_until(lambda: _gateway_up(gateway, "province-a"), timeout=30, interval=0.5,
+                       what="hz-gw to see the province on path A")
+            yield Sites(inv, secrets, root, province, gateway)
+        finally:
+            gateway.stop()
+    finally:
+        province.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _register(sites: Sites, seat: str, address: str, workdir: Path) -> None:
+    reg = SippProcess(scenario=scenario_path("register.xml"), workdir=workdir / "reg",
+                      local_ip=address, local_port=5060,
+                      remote=(str(sites.inv.province.pbx.a), 5060),
+                      keys={"user": seat, "expires": "600"}, timeout=15,
+                      extra_args=("-au", seat, "-ap", sites.secrets.sip[seat])).run()
+    assert reg.successful == 1, f"{seat} did not register: {reg.errors[-500:]}"
+
+
+def test_a_caller_reaches_the_prefectures_agent_and_the_call_is_recorded(
+        sites: Sites, tmp_path: Path) -> None:
+    hz = sites.inv.prefecture("HZ")
+    agent, phone = "hz-a001", "127.201.1.101"
+    _register(sites, agent, phone, tmp_path / agent)
+    with sites.province.esl() as esl:
+        assert show.users(esl.api("list_users")) >= {agent}
+        assert "sofia/" in esl.api(f"sofia_contact {agent}@pbxctl")  # registered
+    uas = SippProcess(scenario=agent_hangs_up(tmp_path / "uas", talk_ms=3000),
+                      workdir=tmp_path / "uas", local_ip=phone, local_port=5060, calls=1,
+                      timeout=120, extra_args=("-aa",), keys={"audio": str(pcap("g711a.pcap"))})
+    uas.start()
+    try:
+        with sites.province.esl(timeout=10) as events:
+            events.subscribe("CUSTOM callcenter::info")
+            caller = SippProcess(scenario=scenario_path("uac_wait_bye.xml"),
+                                 workdir=tmp_path / "caller", local_ip=str(hz.pstn_gateway.a),
+                                 remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
+                                 timeout=90, keys={"caller": "057188880000",
+                                                   "audio": str(pcap("g711a.pcap"))})
+            caller.start()
+            try:
+                joined = events.wait_event(
+                    lambda e: e.get("CC-Action") == "member-queue-start", timeout=45,
+                    what="the caller entering a queue on the province")
+                bridged = events.wait_event(
+                    lambda e: e.get("CC-Action") == "bridge-agent-start", timeout=45,
+                    what="an agent bridged on the province")
+                ended = events.wait_event(
+                    lambda e: e.get("CC-Action") == "bridge-agent-end", timeout=45,
+                    what="the agent's call ending")
+                result = caller.wait()
+            finally:
+                caller.stop()
+        assert uas.wait().successful == 1
+    finally:
+        uas.stop()
+    assert result.successful == 1 and result.failed == 0, result
+    assert joined["CC-Queue"] == hz.queue
+    assert (bridged["CC-Queue"], bridged["CC-Agent"]) == (hz.queue, agent)
+    assert ended["CC-Agent"] == agent
+    # Recorded on the province from the moment the agent answered: a real WAV, some seconds.
+    uid = bridged["CC-Member-Session-UUID"]
+    rec = sites.province.root / "recordings" / f"pbxctl-{uid}.wav"
+    wait_until(rec.is_file, timeout=15, what=f"the recording {rec.name}")
+    with wave.open(str(rec)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert seconds >= 2.0, seconds
+
+
+def test_with_no_agent_ready_the_supervisors_take_the_call(sites: Sites, tmp_path: Path
+                                                            ) -> None:
+    """Every HZ agent on break (FreeSWITCH's pause) → the province's supervisors' queue at
+    once, the reason on the caller's channel; a supervisor's phone answers."""
+    hz = sites.inv.prefecture("HZ")
+    sup, phone = "zj-sup01", "127.201.1.102"
+    with sites.province.esl() as esl:
+        for a in hz.agents:
+            assert "+OK" in esl.api(f"callcenter_config agent set status {a.id} 'On Break'")
+    try:
+        _register(sites, sup, phone, tmp_path / sup)
+        uas = SippProcess(scenario=agent_hangs_up(tmp_path / "uas", talk_ms=2000),
+                          workdir=tmp_path / "uas", local_ip=phone, local_port=5060, calls=1,
+                          timeout=120, extra_args=("-aa",),
+                          keys={"audio": str(pcap("g711a.pcap"))})
+        uas.start()
+        try:
+            with sites.province.esl(timeout=10) as events:
+                events.subscribe("CUSTOM callcenter::info")
+                caller = SippProcess(scenario=scenario_path("uac_wait_bye.xml"),
+                                     workdir=tmp_path / "caller",
+                                     local_ip=str(hz.pstn_gateway.a),
+                                     remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
+                                     timeout=90, keys={"caller": "057188880001",
+                                                       "audio": str(pcap("g711a.pcap"))})
+                caller.start()
+                try:
+                    joined = events.wait_event(
+                        lambda e: e.get("CC-Action") == "member-queue-start", timeout=45,
+                        what="the caller entering a queue on the province")
+                    bridged = events.wait_event(
+                        lambda e: e.get("CC-Action") == "bridge-agent-start", timeout=45,
+                        what="a supervisor bridged on the province")
+                    result = caller.wait()
+                finally:
+                    caller.stop()
+            assert uas.wait().successful == 1
+        finally:
+            uas.stop()
+    finally:
+        with sites.province.esl() as esl:
+            for a in hz.agents:
+                esl.api(f"callcenter_config agent set status {a.id} Available")
+    assert result.successful == 1 and result.failed == 0, result
+    supervisors = sites.inv.province.supervisor_queue
+    assert joined["CC-Queue"] == supervisors  # never entered acd-HZ: nobody was ready there
+    assert joined["variable_pbxctl_overflow"] == "no-agent-ready"
+    assert (bridged["CC-Queue"], bridged["CC-Agent"]) == (supervisors, sup)
