@@ -20,7 +20,13 @@ from pbxctl.core.errors import InputError
 from pbxctl.data.prompts import WELCOME_DEFAULT
 from pbxctl.pbx.freeswitch_modules import MODULES
 from provisioning.model import PATHS, Inventory, Seat, Site
-from provisioning.render_asterisk import DEFAULT_PROMPT_DIR, SIP_PORT, RenderedFile, site_seats
+from provisioning.render_asterisk import (
+    DEFAULT_PROMPT_DIR,
+    MENU_TIMEOUT,
+    SIP_PORT,
+    RenderedFile,
+    site_seats,
+)
 from provisioning.secrets import Secrets
 from provisioning.templates import dialplans_dir
 
@@ -208,7 +214,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
         files["dialplan.xml"] = _render(
             "dialplan_gateway.xml.j2", site=site, pref=pref, options=opts,
             cti=[inv.province.cti.a, inv.province.cti.b], esl_port=ESL_PORT,
-            prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT, route=route)
+            prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT, route=route,
+            menu_timeout_ms=MENU_TIMEOUT * 1000)
     else:
         queues = _queues(site, inv)
         entry = [q for q in queues if q.name != inv.province.supervisor_queue]

@@ -1,11 +1,13 @@
 """Real SIPp calls through a real FreeSWITCH gateway (rendered from the small inventory) into a
-real `pbxctl esl serve` with the prompt catalogue in PostgreSQL — the FreeSWITCH rows of
-"central control, local playback":
+real `pbxctl esl serve` with the prompt catalogue and self-service data in PostgreSQL — the
+FreeSWITCH rows of "central control, local playback" and of 24x7 self-service:
 
 * the CTI answers over the `socket` application: the gateway plays the catalogue's choice from
   its **own disk** (the file `prompts publish` put there);
 * the catalogue names a file this disk lacks: drift is reported to the CTI (prompt_missing,
   stored in PostgreSQL) and the caller hears the local default;
+* bill and outage self-service by RFC 2833 DTMF and wrong input three times: the scenarios
+  the Asterisk tests run (tests/handler_scenarios.py), the handlers in `esl serve`;
 * the CTI is down on both paths: the local default plays.
 
 What the gateway did is read from FreeSWITCH's own events (CHANNEL_EXECUTE_COMPLETE of each
@@ -29,18 +31,23 @@ import pytest
 from pbxctl.cli import main
 from pbxctl.core import chanvars as V
 from pbxctl.core.procs import wait_until
+from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store, StoreConfig
 from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.postgres import PostgresCluster
-from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.lab.sandbox.sipp import SippProcess
+from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.render_freeswitch import ESL_INBOUND_PORT, ESL_PORT, render_site
+from provisioning.sample import seed_input
 from provisioning.secrets import ensure_secrets
+from tests.handler_scenarios import SCENARIOS, Scenario, contiguous, seed_oracle_bill
 
 pytestmark = [pytest.mark.freeswitch, pytest.mark.pg, pytest.mark.sipp]
 
 SMALL = Path(__file__).parents[1] / "data" / "small" / "province.yaml"
+MENU_AT = 1500  # ms after the INVITE: during the welcome, which the caller may interrupt
 
 
 @dataclass
@@ -100,6 +107,8 @@ def stage(pg_cluster: PostgresCluster, tts_cache_dir: Path) -> Iterator[Stage]:
     inv = load_inventory(inv_path)
     secrets = ensure_secrets(inv, root / "province.secrets.yaml")
     store = _database(pg_cluster)
+    seed_sample_data(store, seed_input(inv))
+    seed_oracle_bill(store)
     env = {"PBXCTL_DSN": store.config.conninfo}
     _cli("prompts", "init", env=env)
     _cli("prompts", "publish", "--inventory", str(inv_path), "--target", str(root / "deploy"),
@@ -130,22 +139,24 @@ def stage(pg_cluster: PostgresCluster, tts_cache_dir: Path) -> Iterator[Stage]:
 
 
 def _welcome_of_one_call(stage: Stage, workdir: Path) -> dict[str, str]:
-    """One caller dials the DID and waits for the gateway's BYE (after the welcome, the
-    province is down in this module: the apology, then the gateway hangs up). Returns the
-    CHANNEL_EXECUTE_COMPLETE of the welcome's playback."""
+    """One caller dials the DID, presses 0 (an agent) during the welcome and waits for the
+    gateway's BYE (no province runs in this module: the apology, then the gateway hangs
+    up). Returns the CHANNEL_EXECUTE_COMPLETE of the menu prompt the greeting plays in."""
     hz = stage.inv.prefecture("HZ")
     with stage.gw.esl(timeout=10) as events:
         events.subscribe("CHANNEL_EXECUTE_COMPLETE")
-        sipp = SippProcess(scenario=scenario_path("uac_wait_bye.xml"), workdir=workdir,
+        # 0 during the welcome: straight to the route (no province here: the apology, BYE).
+        scenario = write_scenario(workdir, "press0", dtmf_scenario(
+            [(MENU_AT, "0")], pcap_dir=workdir / "pcaps", hold_ms=None, bye_timeout_ms=60000))
+        sipp = SippProcess(scenario=scenario, workdir=workdir,
                            local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
-                           service=hz.dids[0], timeout=60,
-                           keys={"caller": "057188880000", "audio": str(pcap("g711a.pcap"))})
+                           service=hz.dids[0], timeout=90, keys={"caller": "057188880000"})
         sipp.start()
         try:
             played = events.wait_event(
-                lambda e: e.get("Application") == "playback"
+                lambda e: e.get("Application") == "play_and_get_digits"
                 and bool(e.get("variable_pbxctl_welcome")), timeout=45,
-                what="the welcome's playback on hz-gw")
+                what="the welcome and menu on hz-gw")
             result = sipp.wait()
         finally:
             sipp.stop()
@@ -159,8 +170,8 @@ def test_the_ctis_choice_plays_from_the_gateways_own_disk(stage: Stage, tmp_path
     prompt = played[f"variable_{V.WELCOME_PROMPT}"]
     assert played[f"variable_{V.STATUS}"] == V.STATUS_OK
     assert played["variable_pbxctl_welcome"] == "central"
-    assert played["Application-Data"] == f"{stage.prompt_dir}/{prompt}.wav"
-    assert played["Application-Response"] == "FILE PLAYED"
+    assert played["variable_pbxctl_greeting"] == f"{stage.prompt_dir}/{prompt}.wav"
+    assert f"file_string://{stage.prompt_dir}/{prompt}.wav!" in played["Application-Data"]
     assert (stage.prompt_dir / f"{prompt}.wav").is_file()
     # The CTI's own call log has the call, by FreeSWITCH's channel id.
     uid = played["Unique-ID"]
@@ -185,13 +196,67 @@ def test_a_prompt_missing_on_disk_is_reported_and_the_local_default_plays(
     finally:
         (tmp_path / "kept.wav").rename(stage.prompt_dir / f"{chosen}.wav")
     assert played["variable_pbxctl_welcome"] == "drift"
-    default = played["Application-Data"]
-    assert default.startswith(str(stage.prompt_dir)) and default.endswith("/current.wav")
-    assert played["Application-Response"] == "FILE PLAYED"
+    assert played["variable_pbxctl_greeting"] == \
+        f"{stage.prompt_dir}/welcome-default/current.wav"
     uid = played["Unique-ID"]
     rows = stage.store.execute("SELECT site, prompt FROM prompt_drift WHERE uniqueid = %s",
                                (uid,))
     assert [tuple(r) for r in rows] == [("hz-gw", chosen)]
+
+
+MENU_KEY = {"bill": "1", "outage": "2"}
+# Field of the gateway's pbxctl::service event carrying each variable the handlers set.
+EVENT_FIELD = {V.STATUS: "Status", V.NEXT: "Next", V.SVC_RESULT: "Result",
+               V.ACCOUNT: "Account", V.BILL_AMOUNT: "Amount", V.BILL_PERIOD: "Period",
+               V.BILL_DUE: "Due", V.OUTAGES: "Outages"}
+
+
+def _prompt_of(event: dict[str, str], prompt_dir: Path) -> str:
+    """The prompt id a playback / play_and_get_digits played (its folder), '' if none."""
+    data = event.get("Application-Data", "")
+    if event.get("Application") == "play_and_get_digits":
+        data = data.split(" ")[5] if len(data.split(" ")) > 5 else ""
+    data = data.removeprefix("file_string://").split("!")[-1]
+    return data.removeprefix(f"{prompt_dir}/").removesuffix(".wav").removesuffix("/current")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_the_shared_self_service_scenarios_over_esl(stage: Stage, tmp_path: Path,
+                                                    scenario: Scenario) -> None:
+    """The scenarios the Asterisk tests run over FastAGI (tests/handler_scenarios.py), here
+    as real calls through FreeSWITCH: the menu key during the welcome, then each input ended
+    by #; the handler runs in `esl serve` and plays from the gateway's disk."""
+    if stage.cti is None:
+        stage.start_cti()
+    want = scenario.expect
+    steps = [(MENU_AT, MENU_KEY[scenario.route])]
+    steps += [(2000 if i == 0 else 4500, key + "#") for i, key in enumerate(scenario.keys)]
+    hz = stage.inv.prefecture("HZ")
+    played: list[str] = []
+    with stage.gw.esl(timeout=10) as events:
+        events.subscribe("CHANNEL_EXECUTE_COMPLETE", "CUSTOM", "pbxctl::service")
+        sipp = SippProcess(
+            scenario=write_scenario(tmp_path, scenario.name, dtmf_scenario(
+                steps, pcap_dir=tmp_path / "pcaps", hold_ms=None, bye_timeout_ms=90000)),
+            workdir=tmp_path, local_ip=str(hz.pstn_gateway.a),
+            remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
+            keys={"caller": "057188880000"}, timeout=120)
+        sipp.start()
+        try:
+            def seen(e: dict[str, str]) -> bool:
+                if e.get("Application") in ("playback", "play_and_get_digits"):
+                    played.append(_prompt_of(e, stage.prompt_dir))
+                return e.get("Event-Subclass") == "pbxctl::service"
+
+            event = events.wait_event(seen, timeout=90, what="the pbxctl::service event")
+            result = sipp.wait()
+        finally:
+            sipp.stop()
+    assert result.successful == 1 and result.failed == 0, result
+    assert {EVENT_FIELD[k]: event[EVENT_FIELD[k]] for k in want.variables} == {
+        EVENT_FIELD[k]: v for k, v in want.variables.items()}
+    assert event["By"] == V.SVC_BY_PROVINCE
+    assert contiguous(played, want.played), played
 
 
 def test_with_the_cti_down_on_both_paths_the_local_default_plays(stage: Stage,
@@ -200,5 +265,5 @@ def test_with_the_cti_down_on_both_paths_the_local_default_plays(stage: Stage,
     played = _welcome_of_one_call(stage, tmp_path)
     assert played["variable_pbxctl_welcome"] == "local"
     assert played.get(f"variable_{V.STATUS}", "") == ""
-    assert played["Application-Data"].endswith("/current.wav")
-    assert played["Application-Response"] == "FILE PLAYED"
+    assert played["variable_pbxctl_greeting"] == \
+        f"{stage.prompt_dir}/welcome-default/current.wav"
