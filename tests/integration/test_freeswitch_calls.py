@@ -30,6 +30,7 @@ import pytest
 
 from pbxctl.cli import main
 from pbxctl.core import chanvars as V
+from pbxctl.core.net import free_port
 from pbxctl.core.procs import wait_until
 from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store, StoreConfig
@@ -42,7 +43,13 @@ from provisioning.model import Inventory
 from provisioning.render_freeswitch import ESL_INBOUND_PORT, ESL_PORT, render_site
 from provisioning.sample import seed_input
 from provisioning.secrets import ensure_secrets
-from tests.handler_scenarios import SCENARIOS, Scenario, contiguous, seed_oracle_bill
+from tests.handler_scenarios import (
+    ORACLE_ACCOUNT,
+    SCENARIOS,
+    Scenario,
+    contiguous,
+    seed_oracle_bill,
+)
 
 pytestmark = [pytest.mark.freeswitch, pytest.mark.pg, pytest.mark.sipp]
 
@@ -61,11 +68,12 @@ class Stage:
     cti: subprocess.Popen[bytes] | None = None
     cti_log: Path | None = None
 
-    def start_cti(self) -> None:
-        self.cti_log = self.root / "esl.log"
-        with self.cti_log.open("ab") as out:
+    def start_cti(self, config: Path | None = None) -> None:
+        # A log per start: "listening on" must be this process's, not an earlier one's.
+        self.cti_log = self.root / f"esl-{len(list(self.root.glob('esl-*.log')))}.log"
+        with self.cti_log.open("wb") as out:
             self.cti = subprocess.Popen([sys.executable, "-m", "pbxctl", "esl", "serve",
-                                         "--config", str(self.config)],
+                                         "--config", str(config or self.config)],
                                         stdout=out, stderr=subprocess.STDOUT)
         log = self.cti_log
         wait_until(lambda: "listening on" in log.read_text() or self.cti is None
@@ -257,6 +265,41 @@ def test_the_shared_self_service_scenarios_over_esl(stage: Stage, tmp_path: Path
         EVENT_FIELD[k]: v for k, v in want.variables.items()}
     assert event["By"] == V.SVC_BY_PROVINCE
     assert contiguous(played, want.played), played
+
+
+def test_with_the_database_down_a_bill_caller_hears_the_apology_and_goes_to_an_agent(
+        stage: Stage, tmp_path: Path) -> None:
+    """The CTI answers but its PostgreSQL does not (a DSN to a port nothing listens on): the
+    bill handler apologises and sends the caller on to an agent; nothing is dropped."""
+    stage.stop_cti()
+    dead = tmp_path / "dead-db.yaml"
+    dead.write_text(stage.config.read_text().replace(
+        stage.store.config.conninfo,
+        f"host=127.0.0.1 port={free_port()} dbname=pbxctl user=postgres connect_timeout=1"))
+    stage.start_cti(dead)
+    try:
+        hz = stage.inv.prefecture("HZ")
+        with stage.gw.esl(timeout=10) as events:
+            events.subscribe("CUSTOM", "pbxctl::service")
+            sipp = SippProcess(
+                scenario=write_scenario(tmp_path, "dbdown", dtmf_scenario(
+                    [(MENU_AT, "1"), (2000, ORACLE_ACCOUNT + "#")], pcap_dir=tmp_path / "pcaps",
+                    hold_ms=None, bye_timeout_ms=90000)),
+                workdir=tmp_path, local_ip=str(hz.pstn_gateway.a),
+                remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
+                keys={"caller": "057188880000"}, timeout=120)
+            sipp.start()
+            try:
+                event = events.wait_event(lambda e: e.get("Event-Subclass") == "pbxctl::service",
+                                          timeout=90, what="the pbxctl::service event")
+                result = sipp.wait()
+            finally:
+                sipp.stop()
+    finally:
+        stage.stop_cti()
+    assert result.successful == 1 and result.failed == 0, result
+    assert (event["Service"], event["Status"], event["Next"], event["Result"]) == (
+        "bill", V.STATUS_OK, V.NEXT_AGENT, "store-unavailable")
 
 
 def test_with_the_cti_down_on_both_paths_the_local_default_plays(stage: Stage,
