@@ -91,14 +91,34 @@ def freeswitch_status(args: argparse.Namespace, env: Env) -> int:
     """Active channels of a FreeSWITCH site over its inbound event socket."""
     from pbxctl.pbx.esl_inbound import InboundEsl
 
-    host, _, port = args.freeswitch.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--freeswitch {args.freeswitch!r}: give HOST:PORT (e.g. 10.0.0.5:8021)")
-    password = env.environ.get("PBXCTL_ESL_PASSWORD", "")
+    if ":" not in args.freeswitch and args.inventory:
+        # A site of the inventory: its event socket as rendered (the site's address, port
+        # 8021) and its operations secret from the inventory's secrets file (0600).
+        from provisioning.inventory import load_inventory
+        from provisioning.render_freeswitch import ESL_INBOUND_PORT
+        from provisioning.secrets import ensure_secrets, secrets_path
+
+        inv = load_inventory(Path(args.inventory))
+        try:
+            site = inv.site(args.freeswitch)
+        except KeyError:
+            raise UsageError(f"--freeswitch {args.freeswitch!r}: no such site in "
+                             f"{args.inventory}") from None
+        secrets = ensure_secrets(inv, secrets_path(Path(args.inventory)), create=False)
+        host, port, password = str(site.host.a), str(ESL_INBOUND_PORT), secrets.ami.get(
+            site.name, "")
+    else:
+        host, _, port = args.freeswitch.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--freeswitch {args.freeswitch!r}: give HOST:PORT (e.g. "
+                             "10.0.0.5:8021), or a site name with --inventory")
+        password = env.environ.get("PBXCTL_ESL_PASSWORD", "")
     if not password:  # never a well-known default: that is how event sockets get owned
         raise UsageError("no event-socket password",
-                         hint="set PBXCTL_ESL_PASSWORD to the site's event_socket password")
-    with InboundEsl(host=host, port=int(port), password=password, timeout=args.timeout) as esl:
+                         hint="name the site with --inventory (its secret from the secrets "
+                              "file), or set PBXCTL_ESL_PASSWORD")
+    with InboundEsl(host=host, port=int(port), password=password, timeout=args.timeout,
+                    source=args.source or None) as esl:
         rows = esl.channels()
     if args.json:
         env.stdout.write(json.dumps({"site": args.freeswitch, "channels": rows},
@@ -183,9 +203,10 @@ def cmd_status_watch(args: argparse.Namespace, env: Env) -> int:
 
 def _status_args(st: argparse.ArgumentParser) -> None:
     st.add_argument("--inventory", help="a deployment's inventory (default: the running lab)")
-    st.add_argument("--freeswitch", metavar="HOST:PORT",
-                    help="a FreeSWITCH site's event socket instead (password: "
-                         "PBXCTL_ESL_PASSWORD)")
+    st.add_argument("--freeswitch", metavar="SITE|HOST:PORT",
+                    help="a FreeSWITCH site's event socket instead: a site of --inventory "
+                         "(its secret from the secrets file), or HOST:PORT with "
+                         "PBXCTL_ESL_PASSWORD")
     st.add_argument("--site", action="append", help="only this site (repeatable)")
     st.add_argument("--source", help="local address to connect to AMI from "
                                      "(default: the CTI address if this host has it)")

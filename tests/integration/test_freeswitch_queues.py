@@ -9,6 +9,8 @@ What happened is read from FreeSWITCH's own events over each site's inbound even
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import tempfile
 import wave
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pbxctl.cli import main
 from pbxctl.core.procs import wait_until
 from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
@@ -187,3 +190,26 @@ def test_with_no_agent_ready_the_supervisors_take_the_call(sites: Sites, tmp_pat
     assert joined["CC-Queue"] == supervisors  # never entered acd-HZ: nobody was ready there
     assert joined["variable_pbxctl_overflow"] == "no-agent-ready"
     assert (bridged["CC-Queue"], bridged["CC-Agent"]) == (supervisors, sup)
+
+
+def test_status_reads_a_freeswitch_site_with_its_secret_from_the_secrets_file(
+        sites: Sites) -> None:
+    """`pbxctl status show --freeswitch SITE --inventory INV`: the site's event socket as
+    rendered, its password from the inventory's secrets file (never argv, never a default);
+    from an address the site's ACL does not list, refused."""
+    inv = str(sites.root / "province.yaml")
+    pbx = str(sites.inv.province.pbx.a)
+
+    def status(*extra: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["status", "show", "--freeswitch", "zj-pbx", "--inventory", inv, *extra],
+                     environ={}, stdout=out, stderr=err)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = status("--source", pbx, "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"site": "zj-pbx", "channels": []}
+    code, _, err = status("--source", "127.0.0.1")  # not the site, not a CTI host
+    assert code != 0 and "ESL" in err and len(err.strip().splitlines()) <= 3, err
+    code, _, err = status("--source", pbx, "--json", "--freeswitch", "nope")
+    assert code == 2 and "no such site" in err
