@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from pbxctl import __version__
 from pbxctl.cli.env import Env, Verbs, verbs
@@ -17,10 +18,12 @@ def cmd_doctor(args: argparse.Namespace, env: Env) -> int:
 
     engines, tools, fs = all_engines(), tool_report(), freeswitch_report()
     default = default_major(env.environ)
+    starts = _freeswitch_starts() if args.start_freeswitch and fs.present else None
     if args.json:
         env.stdout.write(json.dumps({"default": default,
                                      "engines": [e.__dict__ for e in engines],
-                                     "freeswitch": fs.__dict__, "tools": tools}) + "\n")
+                                     "freeswitch": {**fs.__dict__, "starts": starts},
+                                     "tools": tools}) + "\n")
     else:
         _print_doctor(env, engines, tools, default)
         if not fs.present:
@@ -29,12 +32,37 @@ def cmd_doctor(args: argparse.Namespace, env: Env) -> int:
             missing = ", ".join(fs.modules_missing)
             env.out.print(f"FreeSWITCH: {fs.version} at {fs.binary}: " + (
                 f"[red]missing {missing}[/] — fix: {fs.fix}" if missing else "[green]ok[/]"))
+        if starts is not None:
+            env.out.print(f"  starts: [green]yes[/], ready in {starts['seconds']} s" if
+                          starts["ok"] else f"  starts: [red]no[/] — {starts['error']}")
     chosen = next(e for e in engines if e.major == default)
     if not chosen.usable or not all(tools.values()):
         raise MissingDependencyError(
             f"this host cannot run everything pbxctl does with Asterisk {default}",
             hint="the lines above name each missing piece and its fix")
     return 0
+
+
+def _freeswitch_starts() -> dict[str, object]:
+    """Boot the built FreeSWITCH once in a private sandbox on loopback (every pbxctl module,
+    the event socket, one SIP profile), then stop it: does it really start here?"""
+    import tempfile
+    import time
+
+    from pbxctl.core.errors import PbxctlError
+    from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
+
+    with tempfile.TemporaryDirectory(prefix="pbxctl-doctor-") as tmp:
+        fs = FreeSwitchInstance(name="doctor", root=Path(tmp))
+        began = time.monotonic()
+        try:
+            fs.start(timeout=60)
+        except PbxctlError as exc:
+            return {"ok": False, "error": exc.message}
+        else:
+            return {"ok": True, "seconds": round(time.monotonic() - began, 1)}
+        finally:
+            fs.stop()
 
 
 def _print_doctor(env: Env, engines: Sequence[object], tools: dict[str, str | None],
@@ -71,6 +99,8 @@ def register(nouns: Verbs) -> None:
     host = verbs(nouns, "host", "this host: what pbxctl needs, and pbxctl's version")
     doc = host.add_parser("doctor", help="Asterisk versions, modules and tools on this host")
     doc.add_argument("--json", action="store_true")
+    doc.add_argument("--start-freeswitch", action="store_true",
+                     help="also boot the built FreeSWITCH once in a private sandbox (~5 s)")
     doc.set_defaults(func=cmd_doctor)
     ver = host.add_parser("version", help="print the version")
     ver.set_defaults(func=cmd_version)

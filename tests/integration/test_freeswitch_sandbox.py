@@ -61,3 +61,18 @@ def test_sigterm_ends_it(tmp_path: Path) -> None:
     assert pid is not None and pid_alive(pid)
     instance.stop(grace=10)
     assert not pid_alive(pid)
+
+
+def test_host_doctor_shows_the_build_its_modules_and_that_it_starts() -> None:
+    import io
+    import json
+
+    from pbxctl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    main(["host", "doctor", "--start-freeswitch", "--json"], environ={}, stdout=out,
+         stderr=err)  # the exit code is about Asterisk and the tools: not this test's point
+    fs = json.loads(out.getvalue())["freeswitch"]
+    assert fs["present"] and fs["version"].startswith("1.10.12"), fs
+    assert fs["modules_missing"] == []
+    assert fs["starts"]["ok"] is True and fs["starts"]["seconds"] > 0, fs
