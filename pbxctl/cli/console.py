@@ -36,6 +36,7 @@ from pbxctl.core.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from pbxctl.pbx.ami import AmiClient
+    from pbxctl.pbx.esl_inbound import InboundEsl
 
 OPTIONS = (
     Option("host", str, "127.0.0.1"), Option("port", int, 8480),
@@ -52,13 +53,19 @@ OPTIONS = (
     Option("ami_secret", str, "", secret=True),
     Option("ami_source", str, "", help="local address to connect from (manager.conf permits "
                                        "the CTI hosts)"),
+    # A FreeSWITCH province instead: its inbound event socket (mod_callcenter's events).
+    Option("esl_host", str, "", help="the province FreeSWITCH's event socket address"),
+    Option("esl_port", int, 8021), Option("esl_secret", str, "", secret=True),
+    Option("esl_source", str, "", help="local address to connect from (the site's ACL "
+                                       "admits the CTI hosts)"),
 )
 
 def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
     import uvicorn
 
     from pbxctl.console.app import ConsoleDeps, ConsoleSettings, create_app
-    from pbxctl.console.calls import CallFeed
+    from pbxctl.console.calls import CallFeed, LiveCalls
+    from pbxctl.console.calls_esl import EslCallFeed
     from pbxctl.console.guard import AllowClients
     from pbxctl.console.live import OrderFeed
     from pbxctl.console.server import ConsoleServer
@@ -79,8 +86,14 @@ def cmd_console_serve(args: argparse.Namespace, env: Env) -> int:
         session_idle=timedelta(minutes=got["session_idle_minutes"]),
         session_max=timedelta(hours=got["session_max_hours"]),
         recordings_root=Path(got["recordings_root"]) if got["recordings_root"] else None)
-    calls = None
-    if got["ami_host"]:
+    calls: LiveCalls | None = None
+    if got["esl_host"]:
+        if not got["esl_secret"]:
+            raise UsageError("console.esl_host is set but console.esl_secret is not",
+                             hint="the province site's operations secret (INVENTORY."
+                                  "secrets.yaml: ami.<pbx>) in the config's secrets file")
+        calls = EslCallFeed(functools.partial(_esl, got))
+    elif got["ami_host"]:
         if not got["ami_secret"]:
             raise UsageError("console.ami_host is set but console.ami_secret is not",
                              hint="put the pbxctl-console secret (INVENTORY.secrets.yaml: "
@@ -131,6 +144,15 @@ def _listen_fd(args: argparse.Namespace, env: Env) -> int | None:
                 socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
             raise InputError(f"{what}: not a listening stream socket")
     return fd
+
+
+def _esl(got: dict[str, Any]) -> InboundEsl:
+    from pbxctl.pbx.esl_inbound import InboundEsl
+
+    client = InboundEsl(host=got["esl_host"], port=got["esl_port"], password=got["esl_secret"],
+                        timeout=5.0, source=got["esl_source"] or None)
+    client.connect()
+    return client
 
 
 def _ami(got: dict[str, Any]) -> AmiClient:

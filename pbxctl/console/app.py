@@ -40,7 +40,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pbxctl.console import labels, passwords
-from pbxctl.console.calls import CallFeed, Pop
+from pbxctl.console.calls import LiveCalls, Pop
 from pbxctl.console.i18n import DEFAULT_LANG, LANGS, Clock, load_translations
 from pbxctl.console.live import OrderFeed
 from pbxctl.console.roles import (
@@ -96,7 +96,7 @@ class ConsoleDeps:
     inventory: Inventory
     feed: OrderFeed
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
-    calls: CallFeed | None = None  # None: no AMI configured, no screen pops
+    calls: LiveCalls | None = None  # None: no PBX configured, no screen pops
     # Set when the server begins to stop: open event streams end at once instead of holding
     # the shutdown until uvicorn cancels them (pbxctl/console/server.py sets it).
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

@@ -117,15 +117,14 @@ class QueueLive:
         return next((s for m, s in self.members if m == seat), "")
 
 
-class CallFeed:
-    """``run()`` is the console's background task (when an AMI host is configured)."""
+class LiveCalls:
+    """What the pages use, whatever the province's engine: the agents' latest pops, live
+    page subscriptions, and (in each engine's feed) pause, member state, spy and queues.
+    ``run()`` is the console's background task."""
 
-    def __init__(self, connect: Callable[[], AmiClient], *, max_backoff: float = 10.0) -> None:
-        self._connect = connect
-        self.max_backoff = max_backoff
+    def __init__(self) -> None:
         self._recent: dict[str, deque[Pop]] = {}
         self._subs: dict[str, set[asyncio.Queue[Pop]]] = {}
-        self._client: AmiClient | None = None
         self._stop = threading.Event()
         self.connected = False
         self.received = 0
@@ -154,6 +153,46 @@ class CallFeed:
             if q.full():  # a stalled page: it reloads its pops on reconnect
                 continue
             q.put_nowait(pop)
+
+    def queue_pause(self, *, agent: str, paused: bool, reason: str) -> None:
+        raise NotImplementedError
+
+    def member_state(self, agent: str) -> str:
+        raise NotImplementedError
+
+    def spy(self, *, supervisor: str, code: str) -> None:
+        raise NotImplementedError
+
+    def queues(self) -> dict[str, QueueLive]:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        thread = threading.Thread(target=self._read, args=(loop,), name="console-calls",
+                                  daemon=True)
+        thread.start()
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            self._stop.set()
+            self._close()
+            await asyncio.to_thread(thread.join, 5.0)
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise NotImplementedError
+
+
+class CallFeed(LiveCalls):
+    """An Asterisk province: pops from AMI, actions over the same AMI connection."""
+
+    def __init__(self, connect: Callable[[], AmiClient], *, max_backoff: float = 10.0) -> None:
+        super().__init__()
+        self._connect = connect
+        self.max_backoff = max_backoff
+        self._client: AmiClient | None = None
 
     def queue_pause(self, *, agent: str, paused: bool, reason: str) -> None:
         """Pause or unpause the agent's phone in every queue it is a member of."""
@@ -212,19 +251,10 @@ class CallFeed:
         return out
 
     # -- the reader ----------------------------------------------------------------------------
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        thread = threading.Thread(target=self._read, args=(loop,), name="console-ami",
-                                  daemon=True)
-        thread.start()
-        try:
-            await asyncio.Event().wait()  # until cancelled
-        finally:
-            self._stop.set()
-            client = self._client
-            if client is not None:
-                client.close()
-            await asyncio.to_thread(thread.join, 5.0)
+    def _close(self) -> None:
+        client = self._client
+        if client is not None:
+            client.close()
 
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
         backoff = 0.5

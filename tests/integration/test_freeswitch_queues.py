@@ -17,19 +17,34 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from pbxctl.cli import main
+from pbxctl.console.app import ConsoleDeps, ConsoleSettings
+from pbxctl.console.calls_esl import EslCallFeed
+from pbxctl.console.live import OrderFeed
+from pbxctl.console.passwords import hash_password
 from pbxctl.core.procs import wait_until
+from pbxctl.data.console_auth import set_password
 from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
+from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
 from pbxctl.pbx import freeswitch_show as show
+from pbxctl.pbx.esl_inbound import InboundEsl
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.render_freeswitch import ESL_INBOUND_PORT, render_site
 from provisioning.secrets import Secrets, ensure_secrets
+from tests.browser import serve, sign_in, wait_js
 from tests.integration.conftest import agent_hangs_up
+from tests.integration.test_freeswitch_calls import _database
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 pytestmark = [pytest.mark.freeswitch, pytest.mark.sipp]
 
@@ -208,8 +223,78 @@ def test_status_reads_a_freeswitch_site_with_its_secret_from_the_secrets_file(
 
     code, out, err = status("--source", pbx, "--json")
     assert code == 0, err
-    assert json.loads(out) == {"site": "zj-pbx", "channels": []}
+    got = json.loads(out)
+    assert got["site"] == "zj-pbx" and isinstance(got["channels"], list)
+    assert all(ch.get("uuid") for ch in got["channels"])  # rows of `show channels`
     code, _, err = status("--source", "127.0.0.1")  # not the site, not a CTI host
     assert code != 0 and "ESL" in err and len(err.strip().splitlines()) <= 3, err
     code, _, err = status("--source", pbx, "--json", "--freeswitch", "nope")
     assert code == 2 and "no such site" in err
+
+
+@pytest.mark.pg
+@pytest.mark.browser
+def test_the_console_pops_the_call_freeswitch_bridged_and_pauses_the_agent(
+        sites: Sites, pg_cluster: PostgresCluster, browser: WebDriver, tmp_path: Path) -> None:
+    """The web console on a FreeSWITCH province (EslCallFeed: mod_callcenter's events over the
+    province's event socket): hz-a001 signed in sees the call pop when FreeSWITCH bridges it
+    to their phone; pausing from the page puts the agent On Break in mod_callcenter."""
+    store = _database(pg_cluster)  # its own: sessions and logins touch no other test
+    password = "fs-console-pass-1"
+    set_password(store, login="hz-a001", password_hash=hash_password(password), admin=False)
+    pbx = str(sites.inv.province.pbx.a)
+
+    def connect() -> InboundEsl:
+        client = InboundEsl(host=pbx, port=ESL_INBOUND_PORT, password=sites.secrets.ami["zj-pbx"],
+                            source=pbx)
+        client.connect()
+        return client
+
+    deps = ConsoleDeps(store=store, inventory=sites.inv,
+                       feed=OrderFeed(store.config.conninfo),
+                       settings=ConsoleSettings(cookie_secure=False),
+                       calls=EslCallFeed(connect))
+    hz = sites.inv.prefecture("HZ")
+    phone = "127.201.1.103"
+    try:
+        with serve(deps) as url:
+            sign_in(browser, url, "hz-a001", password)  # live: the event socket is read
+            _register(sites, "hz-a001", phone, tmp_path / "reg")
+            uas = SippProcess(scenario=agent_hangs_up(tmp_path / "uas", talk_ms=4000),
+                              workdir=tmp_path / "uas", local_ip=phone, local_port=5060,
+                              calls=1, timeout=120, extra_args=("-aa",),
+                              keys={"audio": str(pcap("g711a.pcap"))})
+            uas.start()
+            try:
+                caller = SippProcess(scenario=scenario_path("uac_wait_bye.xml"),
+                                     workdir=tmp_path / "caller",
+                                     local_ip=str(hz.pstn_gateway.a),
+                                     remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
+                                     timeout=90, keys={"caller": "057188880077",
+                                                       "audio": str(pcap("g711a.pcap"))})
+                caller.start()
+                try:
+                    wait_js(browser, "document.body.dataset.popped", timeout=45,
+                            what="the screen pop of the call FreeSWITCH bridged")
+                    assert "057188880077" in browser.find_element(By.ID, "pop").text
+                    assert caller.wait().successful == 1
+                finally:
+                    caller.stop()
+            finally:
+                uas.stop()
+            # Pause from the page: mod_callcenter's status of hz-a001 follows, and back.
+            Select(browser.find_element(By.ID, "pause-reason")).select_by_value("meal")
+            browser.find_element(By.ID, "set-paused").click()
+            wait_js(browser, "document.getElementById('agent-state').dataset.state === "
+                             "'paused'", what="the paused state")
+            with sites.province.esl() as esl:
+                assert esl.api("callcenter_config agent get status hz-a001").strip() == \
+                    "On Break"
+            browser.find_element(By.ID, "set-ready").click()
+            wait_js(browser, "document.getElementById('agent-state').dataset.state === "
+                             "'ready'", what="the ready state")
+            with sites.province.esl() as esl:
+                assert esl.api("callcenter_config agent get status hz-a001").strip() == \
+                    "Available"
+    finally:
+        store.close()
