@@ -314,21 +314,27 @@ def tts_cache_dir() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def fresh_db(pg_cluster: PostgresCluster) -> Iterator[Store]:
-    """A migrated, empty database of its own for one test."""
+def new_database(cluster: PostgresCluster) -> Store:
+    """A migrated, empty database of its own in ``cluster``, opened (the caller closes it)."""
     import uuid
 
-    assert pg_cluster.endpoint is not None
+    assert cluster.endpoint is not None
     name = f"t{uuid.uuid4().hex[:12]}"
-    admin = Store(config=StoreConfig(conninfo=pg_cluster.endpoint.conninfo().replace(
+    admin = Store(config=StoreConfig(conninfo=cluster.endpoint.conninfo().replace(
         "dbname=pbxctl", "dbname=postgres")))
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    s = Store(config=StoreConfig(conninfo=pg_cluster.endpoint.conninfo().replace(
+    s = Store(config=StoreConfig(conninfo=cluster.endpoint.conninfo().replace(
         "dbname=pbxctl", f"dbname={name}")))
     s.open()
     s.migrate()
+    return s
+
+
+@pytest.fixture
+def fresh_db(pg_cluster: PostgresCluster) -> Iterator[Store]:
+    """A migrated, empty database of its own for one test."""
+    s = new_database(pg_cluster)
     try:
         yield s
     finally:

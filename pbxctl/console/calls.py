@@ -122,7 +122,10 @@ class LiveCalls:
     page subscriptions, and (in each engine's feed) pause, member state, spy and queues.
     ``run()`` is the console's background task."""
 
-    def __init__(self) -> None:
+    source = "the province PBX"  # for log lines: what the pops are read from
+
+    def __init__(self, *, max_backoff: float = 10.0) -> None:
+        self.max_backoff = max_backoff
         self._recent: dict[str, deque[Pop]] = {}
         self._subs: dict[str, set[asyncio.Queue[Pop]]] = {}
         self._stop = threading.Event()
@@ -179,19 +182,55 @@ class LiveCalls:
             await asyncio.to_thread(thread.join, 5.0)
 
     def _close(self) -> None:
+        """Interrupt the reader's wait (called from the event loop when stopping)."""
+
+    # -- the reader (a thread): connect with back-off, listen until lost, again ----------------
+    def _open(self) -> None:
         raise NotImplementedError
 
-    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
         raise NotImplementedError
+
+    def _shut(self) -> None:
+        raise NotImplementedError
+
+    def _deliver(self, pop: Pop | None, loop: asyncio.AbstractEventLoop) -> None:
+        if pop is not None:
+            self.received += 1
+            loop.call_soon_threadsafe(self.publish, pop)
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self._open()
+            except PbxctlError as exc:
+                log.warning("%s for screen pops unreachable: %s", self.source, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = 0.5
+            self.connected = True
+            log.info("screen pops: listening on %s", self.source)
+            try:
+                self._listen(loop)
+            except (PbxctlError, OSError) as exc:
+                log.warning("screen pops: %s failed: %s", self.source, exc)
+            finally:
+                self.connected = False
+                self._shut()
+            if not self._stop.is_set():
+                log.warning("screen pops: %s lost; reconnecting", self.source)
 
 
 class CallFeed(LiveCalls):
     """An Asterisk province: pops from AMI, actions over the same AMI connection."""
 
+    source = "the province PBX's AMI"
+
     def __init__(self, connect: Callable[[], AmiClient], *, max_backoff: float = 10.0) -> None:
-        super().__init__()
+        super().__init__(max_backoff=max_backoff)
         self._connect = connect
-        self.max_backoff = max_backoff
         self._client: AmiClient | None = None
 
     def queue_pause(self, *, agent: str, paused: bool, reason: str) -> None:
@@ -256,35 +295,22 @@ class CallFeed(LiveCalls):
         if client is not None:
             client.close()
 
-    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                client = self._connect()
-            except PbxctlError as exc:
-                log.warning("AMI for screen pops unreachable: %s", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-                continue
-            backoff = 0.5
-            self._client, self.connected = client, True
-            log.info("screen pops: listening on the province PBX's AMI")
-            try:
-                keep: Callable[[Message], bool] = lambda m: m.get("UserEvent") == POP_EVENT  # noqa: E731
-                with client.subscribe(keep=keep) as events:
-                    while not self._stop.is_set() and client.connected:
-                        try:
-                            msg = events.wait_for(lambda m: True, timeout=1.0,
-                                                  what=POP_EVENT)
-                        except WaitTimeout:
-                            continue
-                        pop = pop_from_event(msg, received=time.time())
-                        if pop is not None:
-                            self.received += 1
-                            loop.call_soon_threadsafe(self.publish, pop)
-            finally:
-                self.connected = False
-                self._client = None
-                client.close()
-            if not self._stop.is_set():
-                log.warning("screen pops: AMI connection lost; reconnecting")
+    def _open(self) -> None:
+        self._client = self._connect()
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        client = self._client
+        assert client is not None
+        keep: Callable[[Message], bool] = lambda m: m.get("UserEvent") == POP_EVENT  # noqa: E731
+        with client.subscribe(keep=keep) as events:
+            while not self._stop.is_set() and client.connected:
+                try:
+                    msg = events.wait_for(lambda m: True, timeout=1.0, what=POP_EVENT)
+                except WaitTimeout:
+                    continue
+                self._deliver(pop_from_event(msg, received=time.time()), loop)
+
+    def _shut(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

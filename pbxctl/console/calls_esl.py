@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pbxctl.console.calls import LiveCalls, Pop, QueueLive
 from pbxctl.core.errors import PbxctlError, WaitTimeout
 from pbxctl.pbx.esl_inbound import InboundEsl
+from pbxctl.pbx.freeswitch_show import table
 
 log = logging.getLogger("pbxctl.console.calls")
 CC_EVENT = "callcenter::info"
@@ -52,14 +53,6 @@ def pop_from_cc(event: Mapping[str, str], *, received: float) -> Pop | None:
                received=received)
 
 
-def _table(text: str) -> list[dict[str, str]]:
-    lines = [x for x in text.splitlines() if x.strip() and x.strip() != "+OK"]
-    if not lines or "|" not in lines[0]:
-        return []
-    head = lines[0].split("|")
-    return [dict(zip(head, x.split("|"), strict=False)) for x in lines[1:]]
-
-
 def agent_state(row: Mapping[str, str]) -> str:
     """ready | busy | paused | offline, from a mod_callcenter agent row."""
     status, state = row.get("status", ""), row.get("state", "")
@@ -73,10 +66,11 @@ def agent_state(row: Mapping[str, str]) -> str:
 
 
 class EslCallFeed(LiveCalls):
+    source = "the province FreeSWITCH's event socket"
+
     def __init__(self, connect: Callable[[], InboundEsl], *, max_backoff: float = 10.0) -> None:
-        super().__init__()
+        super().__init__(max_backoff=max_backoff)
         self._connect = connect
-        self.max_backoff = max_backoff
         self._events: InboundEsl | None = None
 
     def _api(self, command: str) -> str:
@@ -115,7 +109,7 @@ class EslCallFeed(LiveCalls):
 
     def queues(self) -> dict[str, QueueLive]:
         try:
-            names = [r["name"] for r in _table(self._api("callcenter_config queue list"))
+            names = [r["name"] for r in table(self._api("callcenter_config queue list"))
                      if r.get("name")]
             out: dict[str, QueueLive] = {}
             now = time.time()
@@ -123,49 +117,38 @@ class EslCallFeed(LiveCalls):
                 if not _ID.fullmatch(name):
                     continue
                 q = out[name] = QueueLive(name)
-                waiting = [r for r in _table(self._api(
+                waiting = [r for r in table(self._api(
                     f"callcenter_config queue list members {name}"))
                     if r.get("state") in ("Waiting", "Trying")]
                 q.waiting = len(waiting)
                 joined = [_epoch(r.get("joined_epoch", "")) for r in waiting]
                 q.longest_s = max((int(now - j) for j in joined if j), default=0)
-                q.members = [(r.get("name", ""), agent_state(r)) for r in _table(self._api(
+                q.members = [(r.get("name", ""), agent_state(r)) for r in table(self._api(
                     f"callcenter_config queue list agents {name}"))]
         except PbxctlError:
             return {}
         return out
 
-    def _close(self) -> None:
-        """Nothing to interrupt: the reader waits at most 1 s at a time and sees the stop."""
+    def _open(self) -> None:
+        esl = self._connect()
+        try:
+            esl.subscribe("CUSTOM", CC_EVENT)
+        except BaseException:
+            esl.close()
+            raise
+        self._events = esl
 
-    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
-        backoff = 0.5
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        esl = self._events
+        assert esl is not None
         while not self._stop.is_set():
             try:
-                esl = self._connect()
-                esl.subscribe("CUSTOM", CC_EVENT)
-            except PbxctlError as exc:
-                log.warning("event socket for screen pops unreachable: %s", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                event = esl.wait_event(lambda e: True, timeout=1.0, what=CC_EVENT)
+            except WaitTimeout:
                 continue
-            backoff = 0.5
-            self._events, self.connected = esl, True
-            log.info("screen pops: listening on the province FreeSWITCH's event socket")
-            try:
-                while not self._stop.is_set():
-                    try:
-                        event = esl.wait_event(lambda e: True, timeout=1.0, what=CC_EVENT)
-                    except WaitTimeout:
-                        continue
-                    pop = pop_from_cc(event, received=time.time())
-                    if pop is not None:
-                        self.received += 1
-                        loop.call_soon_threadsafe(self.publish, pop)
-            except (PbxctlError, OSError) as exc:
-                if not self._stop.is_set():
-                    log.warning("screen pops: event socket lost (%s); reconnecting", exc)
-            finally:
-                self.connected = False
-                self._events = None
-                esl.close()
+            self._deliver(pop_from_cc(event, received=time.time()), loop)
+
+    def _shut(self) -> None:
+        esl, self._events = self._events, None
+        if esl is not None:
+            esl.close()

@@ -24,7 +24,7 @@ def profiles(sofia_status: str) -> dict[str, set[str]]:
     return out
 
 
-def _table(text: str) -> list[dict[str, str]]:
+def table(text: str) -> list[dict[str, str]]:
     """A `|`-separated answer with a header line, ending with ``+OK``."""
     lines = [line for line in text.splitlines() if line.strip() and line.strip() != "+OK"]
     if not lines or "|" not in lines[0]:
@@ -35,14 +35,14 @@ def _table(text: str) -> list[dict[str, str]]:
 
 def users(list_users: str) -> set[str]:
     """`list_users` → user ids."""
-    return {row["userid"] for row in _table(list_users) if row.get("userid")}
+    return {row["userid"] for row in table(list_users) if row.get("userid")}
 
 
 def queues(queue_list: str, tier_list: str) -> dict[str, set[str]]:
     """`callcenter_config queue list` and `… tier list` → queue → agents with a tier."""
-    out: dict[str, set[str]] = {row["name"]: set() for row in _table(queue_list)
+    out: dict[str, set[str]] = {row["name"]: set() for row in table(queue_list)
                                 if row.get("name")}
-    for row in _table(tier_list):
+    for row in table(tier_list):
         if row.get("queue") in out:
             out[row["queue"]].add(row["agent"])
     return out

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from pbxctl.core import chanvars as V
 from pbxctl.core.net import free_port
 from pbxctl.core.procs import wait_until
 from pbxctl.data.selfservice import seed_sample_data
-from pbxctl.data.store import Store, StoreConfig
+from pbxctl.data.store import Store
 from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.lab.sandbox.sipp import SippProcess
@@ -43,6 +42,7 @@ from provisioning.model import Inventory
 from provisioning.render_freeswitch import ESL_INBOUND_PORT, ESL_PORT, render_site
 from provisioning.sample import seed_input
 from provisioning.secrets import ensure_secrets
+from tests.conftest import new_database
 from tests.handler_scenarios import (
     ORACLE_ACCOUNT,
     SCENARIOS,
@@ -87,20 +87,6 @@ class Stage:
         self.cti = None
 
 
-def _database(cluster: PostgresCluster) -> Store:
-    assert cluster.endpoint is not None
-    name = f"t{uuid.uuid4().hex[:12]}"
-    admin = Store(config=StoreConfig(conninfo=cluster.endpoint.conninfo().replace(
-        "dbname=pbxctl", "dbname=postgres")))
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    store = Store(config=StoreConfig(conninfo=cluster.endpoint.conninfo().replace(
-        "dbname=pbxctl", f"dbname={name}")))
-    store.open()
-    store.migrate()
-    return store
-
-
 def _cli(*argv: str, env: dict[str, str]) -> str:
     out, err = io.StringIO(), io.StringIO()
     assert main(list(argv), environ=env, stdout=out, stderr=err) == 0, err.getvalue()
@@ -114,7 +100,7 @@ def stage(pg_cluster: PostgresCluster, tts_cache_dir: Path) -> Iterator[Stage]:
     shutil.copy(SMALL, inv_path)
     inv = load_inventory(inv_path)
     secrets = ensure_secrets(inv, root / "province.secrets.yaml")
-    store = _database(pg_cluster)
+    store = new_database(pg_cluster)
     seed_sample_data(store, seed_input(inv))
     seed_oracle_bill(store)
     env = {"PBXCTL_DSN": store.config.conninfo}

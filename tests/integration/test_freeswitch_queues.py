@@ -40,8 +40,8 @@ from provisioning.model import Inventory
 from provisioning.render_freeswitch import ESL_INBOUND_PORT, render_site
 from provisioning.secrets import Secrets, ensure_secrets
 from tests.browser import serve, sign_in, wait_js
+from tests.conftest import new_database
 from tests.integration.conftest import agent_hangs_up
-from tests.integration.test_freeswitch_calls import _database
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -107,6 +107,22 @@ def _register(sites: Sites, seat: str, address: str, workdir: Path) -> None:
     assert reg.successful == 1, f"{seat} did not register: {reg.errors[-500:]}"
 
 
+def _seat_phone(tmp_path: Path, address: str, *, talk_ms: int) -> SippProcess:
+    """A registered seat's phone: answers one call, talks, hangs up itself."""
+    return SippProcess(scenario=agent_hangs_up(tmp_path / "uas", talk_ms=talk_ms),
+                       workdir=tmp_path / "uas", local_ip=address, local_port=5060, calls=1,
+                       timeout=120, extra_args=("-aa",), keys={"audio": str(pcap("g711a.pcap"))})
+
+
+def _caller(sites: Sites, tmp_path: Path, number: str) -> SippProcess:
+    """A PSTN caller on HZ's DID through the FreeSWITCH gateway, waiting for the BYE."""
+    hz = sites.inv.prefecture("HZ")
+    return SippProcess(scenario=scenario_path("uac_wait_bye.xml"), workdir=tmp_path / "caller",
+                       local_ip=str(hz.pstn_gateway.a), remote=(str(hz.gateway.a), 5060),
+                       service=hz.dids[0], timeout=90,
+                       keys={"caller": number, "audio": str(pcap("g711a.pcap"))})
+
+
 def test_a_caller_reaches_the_prefectures_agent_and_the_call_is_recorded(
         sites: Sites, tmp_path: Path) -> None:
     hz = sites.inv.prefecture("HZ")
@@ -115,18 +131,12 @@ def test_a_caller_reaches_the_prefectures_agent_and_the_call_is_recorded(
     with sites.province.esl() as esl:
         assert show.users(esl.api("list_users")) >= {agent}
         assert "sofia/" in esl.api(f"sofia_contact {agent}@pbxctl")  # registered
-    uas = SippProcess(scenario=agent_hangs_up(tmp_path / "uas", talk_ms=3000),
-                      workdir=tmp_path / "uas", local_ip=phone, local_port=5060, calls=1,
-                      timeout=120, extra_args=("-aa",), keys={"audio": str(pcap("g711a.pcap"))})
+    uas = _seat_phone(tmp_path, phone, talk_ms=3000)
     uas.start()
     try:
         with sites.province.esl(timeout=10) as events:
             events.subscribe("CUSTOM callcenter::info")
-            caller = SippProcess(scenario=scenario_path("uac_wait_bye.xml"),
-                                 workdir=tmp_path / "caller", local_ip=str(hz.pstn_gateway.a),
-                                 remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
-                                 timeout=90, keys={"caller": "057188880000",
-                                                   "audio": str(pcap("g711a.pcap"))})
+            caller = _caller(sites, tmp_path, "057188880000")
             caller.start()
             try:
                 joined = events.wait_event(
@@ -168,20 +178,12 @@ def test_with_no_agent_ready_the_supervisors_take_the_call(sites: Sites, tmp_pat
             assert "+OK" in esl.api(f"callcenter_config agent set status {a.id} 'On Break'")
     try:
         _register(sites, sup, phone, tmp_path / sup)
-        uas = SippProcess(scenario=agent_hangs_up(tmp_path / "uas", talk_ms=2000),
-                          workdir=tmp_path / "uas", local_ip=phone, local_port=5060, calls=1,
-                          timeout=120, extra_args=("-aa",),
-                          keys={"audio": str(pcap("g711a.pcap"))})
+        uas = _seat_phone(tmp_path, phone, talk_ms=2000)
         uas.start()
         try:
             with sites.province.esl(timeout=10) as events:
                 events.subscribe("CUSTOM callcenter::info")
-                caller = SippProcess(scenario=scenario_path("uac_wait_bye.xml"),
-                                     workdir=tmp_path / "caller",
-                                     local_ip=str(hz.pstn_gateway.a),
-                                     remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
-                                     timeout=90, keys={"caller": "057188880001",
-                                                       "audio": str(pcap("g711a.pcap"))})
+                caller = _caller(sites, tmp_path, "057188880001")
                 caller.start()
                 try:
                     joined = events.wait_event(
@@ -239,7 +241,7 @@ def test_the_console_pops_the_call_freeswitch_bridged_and_pauses_the_agent(
     """The web console on a FreeSWITCH province (EslCallFeed: mod_callcenter's events over the
     province's event socket): hz-a001 signed in sees the call pop when FreeSWITCH bridges it
     to their phone; pausing from the page puts the agent On Break in mod_callcenter."""
-    store = _database(pg_cluster)  # its own: sessions and logins touch no other test
+    store = new_database(pg_cluster)  # its own: sessions and logins touch no other test
     password = "fs-console-pass-1"
     set_password(store, login="hz-a001", password_hash=hash_password(password), admin=False)
     pbx = str(sites.inv.province.pbx.a)
@@ -254,24 +256,15 @@ def test_the_console_pops_the_call_freeswitch_bridged_and_pauses_the_agent(
                        feed=OrderFeed(store.config.conninfo),
                        settings=ConsoleSettings(cookie_secure=False),
                        calls=EslCallFeed(connect))
-    hz = sites.inv.prefecture("HZ")
     phone = "127.201.1.103"
     try:
         with serve(deps) as url:
             sign_in(browser, url, "hz-a001", password)  # live: the event socket is read
             _register(sites, "hz-a001", phone, tmp_path / "reg")
-            uas = SippProcess(scenario=agent_hangs_up(tmp_path / "uas", talk_ms=4000),
-                              workdir=tmp_path / "uas", local_ip=phone, local_port=5060,
-                              calls=1, timeout=120, extra_args=("-aa",),
-                              keys={"audio": str(pcap("g711a.pcap"))})
+            uas = _seat_phone(tmp_path, phone, talk_ms=4000)
             uas.start()
             try:
-                caller = SippProcess(scenario=scenario_path("uac_wait_bye.xml"),
-                                     workdir=tmp_path / "caller",
-                                     local_ip=str(hz.pstn_gateway.a),
-                                     remote=(str(hz.gateway.a), 5060), service=hz.dids[0],
-                                     timeout=90, keys={"caller": "057188880077",
-                                                       "audio": str(pcap("g711a.pcap"))})
+                caller = _caller(sites, tmp_path, "057188880077")
                 caller.start()
                 try:
                     wait_js(browser, "document.body.dataset.popped", timeout=45,
