@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
+from pbxctl.lab.site import freeswitch_for
 from pbxctl.pbx import freeswitch_show as show
 from provisioning.expect import expected_freeswitch, freeswitch_differences
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
-from provisioning.render_freeswitch import ESL_INBOUND_PORT, render_site
 from provisioning.secrets import Secrets, ensure_secrets
 
 pytestmark = pytest.mark.freeswitch
@@ -38,10 +37,7 @@ class Booted:
 
 def _boot(inv: Inventory, secrets: Secrets, name: str, root: Path) -> Booted:
     site = inv.site(name)
-    files = {f: r.text for f, r in render_site(inv, site, secrets).items()}
-    fs = FreeSwitchInstance(name=name, root=root, address=str(site.host.a),
-                            site_files=files, esl_port=ESL_INBOUND_PORT,
-                            esl_password=secrets.ami[name], profiles=("switch-a", "switch-b"))
+    fs = freeswitch_for(inv, site, secrets, root)
     fs.start(timeout=120)
     try:
         with fs.esl() as esl:

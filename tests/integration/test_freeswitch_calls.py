@@ -37,9 +37,10 @@ from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.lab.sandbox.sipp import SippProcess
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
+from pbxctl.lab.site import freeswitch_for
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
-from provisioning.render_freeswitch import ESL_INBOUND_PORT, ESL_PORT, render_site
+from provisioning.render_freeswitch import ESL_PORT
 from provisioning.sample import seed_input
 from provisioning.secrets import ensure_secrets
 from tests.conftest import new_database
@@ -116,11 +117,7 @@ def stage(pg_cluster: PostgresCluster, tts_cache_dir: Path) -> Iterator[Stage]:
                       f"inventory: {inv_path}, allow: [127.0.0.1], grace: 2}}\n")
     site = inv.site("hz-gw")
     prompt_dir = root / "deploy" / "hz-gw" / "sounds" / "pbxctl"
-    files = {f: r.text for f, r in render_site(inv, site, secrets,
-                                               prompt_dir=str(prompt_dir)).items()}
-    gw = FreeSwitchInstance(name="hz-gw", root=root / "hz-gw", address=str(site.host.a),
-                            site_files=files, esl_port=ESL_INBOUND_PORT,
-                            esl_password=secrets.ami["hz-gw"], profiles=("switch-a", "switch-b"))
+    gw = freeswitch_for(inv, site, secrets, root / "hz-gw", prompt_dir=str(prompt_dir))
     gw.start(timeout=60)
     st = Stage(inv, root, store, gw, prompt_dir, config)
     try:

@@ -33,11 +33,12 @@ from pbxctl.data.console_auth import set_password
 from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.lab.site import freeswitch_for
 from pbxctl.pbx import freeswitch_show as show
 from pbxctl.pbx.esl_inbound import InboundEsl
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
-from provisioning.render_freeswitch import ESL_INBOUND_PORT, render_site
+from provisioning.render_freeswitch import ESL_INBOUND_PORT
 from provisioning.secrets import Secrets, ensure_secrets
 from tests.browser import serve, sign_in, wait_js
 from tests.conftest import new_database
@@ -61,18 +62,8 @@ class Sites:
 
 
 def _site(inv: Inventory, secrets: Secrets, name: str, root: Path) -> FreeSwitchInstance:
-    site = inv.site(name)
-    files = {f: r.text for f, r in render_site(inv, site, secrets,
-                                               prompt_dir=str(root / "sounds")).items()}
-    return FreeSwitchInstance(name=name, root=root / name, address=str(site.host.a),
-                              site_files=files, esl_port=ESL_INBOUND_PORT,
-                              esl_password=secrets.ami[name], profiles=("switch-a", "switch-b"))
-
-
-def _gateway_up(fs: FreeSwitchInstance, name: str) -> bool:
-    with fs.esl() as esl:
-        return any(line.split() == ["Status", "UP"]
-                   for line in esl.api(f"sofia status gateway {name}").splitlines())
+    return freeswitch_for(inv, inv.site(name), secrets, root / name,
+                          prompt_dir=str(root / "sounds"))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +79,7 @@ def sites() -> Iterator[Sites]:
         gateway.start(timeout=60)
         try:
             # The gateway pings its trunks every 5 s (FreeSWITCH's floor): path A up first.
-            wait_until(lambda: _gateway_up(gateway, "province-a"), timeout=30, interval=0.5,
+            wait_until(lambda: gateway.gateway_up("province-a"), timeout=30, interval=0.5,
                        what="hz-gw to see the province on path A")
             yield Sites(inv, secrets, root, province, gateway)
         finally:

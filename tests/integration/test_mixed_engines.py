@@ -10,22 +10,14 @@ from pathlib import Path
 import pytest
 
 from pbxctl.core.procs import wait_until
-from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
+from pbxctl.lab.site import freeswitch_for
 from pbxctl.pbx.asterisk_show import contacts
 from provisioning.inventory import load_inventory
-from provisioning.render_freeswitch import ESL_INBOUND_PORT
-from provisioning.render_freeswitch import render_site as render_freeswitch
 from provisioning.secrets import ensure_secrets, secrets_path
 from tests.conftest import SiteFactory, management_ami
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.freeswitch, pytest.mark.sipp]
-
-
-def _gateway_up(fs: FreeSwitchInstance, name: str) -> bool:
-    with fs.esl() as esl:
-        return any(line.split() == ["Status", "UP"]
-                   for line in esl.api(f"sofia status gateway {name}").splitlines())
 
 
 def test_a_freeswitch_gateway_routes_into_an_asterisk_province(
@@ -33,15 +25,11 @@ def test_a_freeswitch_gateway_routes_into_an_asterisk_province(
     inv = load_inventory(small_inventory_path)
     secrets = ensure_secrets(inv, secrets_path(small_inventory_path), create=False)
     province = site_factory(inv, secrets, "zj-pbx")
-    site = inv.site("hz-gw")
-    files = {f: r.text for f, r in render_freeswitch(
-        inv, site, secrets, prompt_dir=str(short_tmp / "sounds")).items()}
-    gw = FreeSwitchInstance(name="hz-gw", root=short_tmp / "hz-gw", address=str(site.host.a),
-                            site_files=files, esl_port=ESL_INBOUND_PORT,
-                            esl_password=secrets.ami["hz-gw"], profiles=("switch-a", "switch-b"))
+    gw = freeswitch_for(inv, inv.site("hz-gw"), secrets, short_tmp / "hz-gw",
+                        prompt_dir=str(short_tmp / "sounds"))
     gw.start(timeout=60)
     try:
-        wait_until(lambda: _gateway_up(gw, "province-a"), timeout=30, interval=0.5,
+        wait_until(lambda: gw.gateway_up("province-a"), timeout=30, interval=0.5,
                    what="the FreeSWITCH gateway to see the Asterisk province on path A")
         wait_until(lambda: contacts(province.cli("pjsip show contacts")).get("gw-hz-a")
                    == "Avail", timeout=30, interval=0.5,

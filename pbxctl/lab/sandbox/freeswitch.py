@@ -14,6 +14,7 @@ from pbxctl.core.errors import MissingDependencyError, ServiceStartError, WaitTi
 from pbxctl.core.files import atomic_write
 from pbxctl.core.net import free_port, require_loopback
 from pbxctl.core.procs import spawn, stop_pid, tail, wait_pid_gone
+from pbxctl.pbx import freeswitch_show as show
 from pbxctl.pbx.esl_inbound import InboundEsl
 from pbxctl.pbx.freeswitch_modules import FS_PREFIX, MODULES
 
@@ -170,10 +171,7 @@ class FreeSwitchInstance:
             try:
                 with self.esl(timeout=2.0) as esl:
                     last = esl.api("sofia status")
-                    rows = [line.split() for line in last.splitlines()]
-                    running = {r[0] for r in rows
-                               if len(r) >= 4 and r[1] == "profile" and r[3] == "RUNNING"}
-                    if set(self.profiles) <= running:
+                    if set(self.profiles) <= set(show.profiles(last)):
                         return
             except (ServiceStartError, WaitTimeout) as exc:
                 last = exc.message
@@ -187,6 +185,12 @@ class FreeSwitchInstance:
         if self.pid is not None:
             stop_pid(self.pid, grace=grace)
             self.pid = None
+
+    def gateway_up(self, name: str) -> bool:
+        """Whether sofia's ping says the trunk ``name`` is UP (``sofia status gateway``)."""
+        with self.esl() as esl:
+            return any(line.split() == ["Status", "UP"]
+                       for line in esl.api(f"sofia status gateway {name}").splitlines())
 
     def log_lines(self, level: str = "ERR") -> list[str]:
         """Lines of the instance's log at ``level`` (FreeSWITCH writes ``[ERR]``, ``[CRIT]``)."""
