@@ -17,6 +17,11 @@ import jinja2
 
 from pbxctl.core import chanvars
 from pbxctl.core.errors import InputError
+from pbxctl.data.callrecords import (
+    FORMAT_VERSION,
+    FREESWITCH_MARK,
+    FREESWITCH_RECORD_FIELDS,
+)
 from pbxctl.data.prompts import WELCOME_DEFAULT
 from pbxctl.pbx.freeswitch_modules import MODULES
 from provisioning.model import PATHS, Inventory, Seat, Site
@@ -41,6 +46,7 @@ RELOAD: dict[str, str | None] = {
     "directory.xml": "reloadxml",
     "dialplan.xml": "reloadxml",
     "callcenter.conf.xml": "reload mod_callcenter",
+    "cdr_csv.conf.xml": "reload mod_cdr_csv",
     "acl.conf.xml": "reloadacl",
     # Read at start only: a change needs a restart of the site.
     "modules.conf.xml": None, "switch.conf.xml": None, "event_socket.conf.xml": None,
@@ -54,7 +60,7 @@ CORE_FILES = {
     "event_socket.conf": "inbound event socket", "acl.conf": "who may connect",
     "logfile.conf": "the log file", "console.conf": "console logging",
     "db.conf": "mod_db", "hash.conf": "mod_hash", "spandsp.conf": "mod_spandsp (DTMF, tones)",
-    "opus.conf": "mod_opus",
+    "opus.conf": "mod_opus", "cdr_csv.conf": "call records (pbxctl's call log)",
 }
 # XML 1.0 cannot carry these at all, escaped or not.
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -186,7 +192,9 @@ def _core_files(inv: Inventory, site: Site, secrets: Secrets) -> dict[str, str]:
     ctx = {"modules": modules, "max_sessions": 1000, "sessions_per_second": 100,
            "rtp_ports": RTP_PORTS, "esl_address": site.host.a, "esl_port": ESL_INBOUND_PORT,
            "esl_password": secrets.ami[site.name], "trunk_peers": trunk_peers(site, inv),
-           "esl_peers": sorted({site.host.a, site.host.b, cti.a, cti.b})}
+           "esl_peers": sorted({site.host.a, site.host.b, cti.a, cti.b}),
+           "site_name": site.name, "cdr_fields": FREESWITCH_RECORD_FIELDS,
+           "cdr_mark": FREESWITCH_MARK, "cdr_version": FORMAT_VERSION}
     return {f"{name}.xml": _render("core.conf.xml.j2", name=name, what=what, **ctx)
             for name, what in CORE_FILES.items()}
 
@@ -222,7 +230,7 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
         files["dialplan.xml"] = _render(
             "dialplan_acd.xml.j2", site=site, options=opts, seats=seats, domain=DOMAIN,
             inbound_context="from-gateways" if site.role == "province" else "from-gateway",
-            entry_queues=entry,
+            entry_queues=entry, mode="central" if site.role == "province" else "survivable",
             overflow=inv.province.supervisor_queue if site.role == "province" else "")
         agents = {m.id: m for q in queues for m in q.members}
         files["callcenter.conf.xml"] = _render(

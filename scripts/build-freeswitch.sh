@@ -24,6 +24,7 @@ modules=(loggers/mod_console loggers/mod_logfile applications/mod_commands
          applications/mod_dptools applications/mod_db applications/mod_hash applications/mod_expr
          applications/mod_callcenter applications/mod_spandsp dialplans/mod_dialplan_xml
          endpoints/mod_sofia endpoints/mod_loopback event_handlers/mod_event_socket
+         event_handlers/mod_cdr_csv
          formats/mod_sndfile formats/mod_native_file formats/mod_tone_stream say/mod_say_en
          codecs/mod_opus)
 

@@ -7,11 +7,15 @@ import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pbxctl.cli.env import Env, Verbs, config_of, dsn_arg, new_table, store, verbs
 from pbxctl.core.ages import parse_age
 from pbxctl.core.config import Option, resolve
-from pbxctl.core.errors import CommandFailed, InputError, StoreUnavailable
+from pbxctl.core.errors import CommandFailed, InputError, StoreUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from pbxctl.services.collector import CollectorConfig
 
 DEBIAN_LOG_DIR = "/var/log/asterisk"
 DEBIAN_RECORDINGS = "/var/spool/asterisk/monitor"
@@ -22,17 +26,48 @@ _store = store
 
 COLLECTOR_OPTIONS = (Option("log_dir", str, DEBIAN_LOG_DIR),
                      Option("recordings", str, DEBIAN_RECORDINGS),
-                     Option("state", str, DEFAULT_STATE), Option("interval", float, 1.0))
+                     Option("state", str, DEFAULT_STATE), Option("interval", float, 1.0),
+                     Option("engine", str, "asterisk", help="asterisk | freeswitch"),
+                     # FreeSWITCH keeps its call log open: the collector asks it to rotate.
+                     Option("esl_host", str, "127.0.0.1"), Option("esl_port", int, 8021),
+                     Option("esl_source", str, ""), Option("esl_secret", str, "", secret=True),
+                     Option("rotate_bytes", int, 64 * 1024 * 1024))
+
+
+def _collector_config(s: dict[str, Any]) -> CollectorConfig:
+    from pbxctl.data.callrecords import CALL_LOG_NAME, FREESWITCH_CALL_LOG
+    from pbxctl.services.collector import CollectorConfig
+
+    common = {"recordings_dir": Path(s["recordings"]), "state_dir": Path(s["state"]),
+              "rotate_bytes": s["rotate_bytes"]}
+    if s["engine"] == "asterisk":
+        return CollectorConfig(call_log=Path(s["log_dir"]) / CALL_LOG_NAME, **common)
+    if s["engine"] != "freeswitch":
+        raise InputError(f"collector.engine: {s['engine']!r} is not asterisk or freeswitch")
+    if not s["esl_secret"]:
+        raise UsageError("collector.engine is freeswitch but collector.esl_secret is not set",
+                         hint="put the site's event-socket password in the config's secrets "
+                              "file (collector.esl_secret); it rotates the call log")
+
+    def rotate() -> None:
+        from pbxctl.pbx.esl_inbound import InboundEsl
+
+        with InboundEsl(host=s["esl_host"], port=s["esl_port"], password=s["esl_secret"],
+                        timeout=5.0, source=s["esl_source"] or None) as esl:
+            reply = esl.api("cdr_csv rotate")
+        if not reply.startswith("+OK"):
+            raise CommandFailed(f"FreeSWITCH refused to rotate its call log: {reply.strip()}")
+
+    return CollectorConfig(call_log=Path(s["log_dir"]) / FREESWITCH_CALL_LOG, rotate=rotate,
+                           **common)
 
 
 def cmd_calls_collect(args: argparse.Namespace, env: Env) -> int:
-    from pbxctl.data.callrecords import CALL_LOG_NAME
-    from pbxctl.services.collector import Collector, CollectorConfig
+    from pbxctl.services.collector import Collector
 
     s = resolve("collector", COLLECTOR_OPTIONS, cli=vars(args), environ=env.environ,
                 config=config_of(args, env))
-    config = CollectorConfig(call_log=Path(s["log_dir"]) / CALL_LOG_NAME,
-                             recordings_dir=Path(s["recordings"]), state_dir=Path(s["state"]))
+    config = _collector_config(s)
     store = _store(args, env)
     if args.follow:
         store.open(wait=False)
@@ -54,7 +89,8 @@ def cmd_calls_collect(args: argparse.Namespace, env: Env) -> int:
         env.stdout.write(json.dumps(res.__dict__) + "\n")
     else:
         env.out.print(f"collected {res.calls} call record(s), {res.recordings} recording(s); "
-                      f"{res.rejected} rejected, {res.waiting} waiting")
+                      f"{res.rejected} rejected, {res.waiting} waiting"
+                      + (f", {res.skipped} legs skipped" if res.skipped else ""))
         for problem in res.problems:
             env.err.print(f"[yellow]warning:[/] {problem}")
     return 0
@@ -167,7 +203,15 @@ def cmd_recordings_reconcile(args: argparse.Namespace, env: Env) -> int:
 def register(nouns: Verbs) -> None:
     calls = verbs(nouns, "calls", "call records")
     col = dsn_arg(calls.add_parser("collect", help="move the PBX's call log into PostgreSQL"))
-    col.add_argument("--log-dir", help=f"Asterisk's astlogdir (default {DEBIAN_LOG_DIR})")
+    col.add_argument("--log-dir", help=f"the PBX's log directory: Asterisk's astlogdir "
+                                       f"(default {DEBIAN_LOG_DIR}), FreeSWITCH's log_dir")
+    col.add_argument("--engine", choices=("asterisk", "freeswitch"),
+                     help="the PBX writing the call log (default asterisk)")
+    col.add_argument("--esl-host", help="FreeSWITCH: its event socket (default 127.0.0.1)")
+    col.add_argument("--esl-port", type=int, help="default 8021")
+    col.add_argument("--esl-source", help="local address to connect from (the site's ACL)")
+    col.add_argument("--rotate-bytes", type=int,
+                     help="rotate the collected call log past this size (default 64 MiB)")
     col.add_argument("--recordings", help=f"the recording store (default {DEBIAN_RECORDINGS})")
     col.add_argument("--state", help=f"where the position is kept (default {DEFAULT_STATE})")
     col.add_argument("--follow", action="store_true", help="keep collecting (a daemon)")

@@ -4,6 +4,13 @@ The dialplan's hangup handler appends ``v=1&site=..&uniqueid=..&...&end=..&eor=1
 ``${ASTLOGDIR}/pbxctl-calls.log`` (FILE() in append+line mode). A local file is the spool:
 a database outage loses nothing, and the collector (pbxctl.services.collector) moves the lines to
 PostgreSQL when it can. ``eor=1`` closes every record, so a torn line is recognised.
+
+FreeSWITCH sites write the same line through mod_cdr_csv (a template rendered from
+``FREESWITCH_RECORD_FIELDS``) into ``${log_dir}/cdr-csv/Master.csv``. mod_cdr_csv writes
+a line for every A-leg of the switch, including the agent legs mod_callcenter originates that
+never bridged; the dialplan marks the calls that are pbxctl's records (``cdr=1``, as an
+Asterisk dialplan pushes its hangup handler only on them), and a line without the mark is a
+leg to skip, not a record.
 """
 
 from __future__ import annotations
@@ -18,7 +25,11 @@ from pbxctl.core import chanvars as V
 from pbxctl.core.errors import InputError
 
 CALL_LOG_NAME = "pbxctl-calls.log"
+# mod_cdr_csv names its file itself: <log-base>/cdr-csv/Master.csv (log-base = log_dir).
+FREESWITCH_CALL_LOG = "cdr-csv/Master.csv"
 FORMAT_VERSION = "1"
+# The channel variable a FreeSWITCH dialplan sets to 1 on the calls that get a record.
+FREESWITCH_MARK = "pbxctl_cdr"
 
 # Record field -> the dialplan expression whose value it carries (shared with the template).
 RECORD_FIELDS: tuple[tuple[str, str], ...] = (
@@ -39,6 +50,31 @@ RECORD_FIELDS: tuple[tuple[str, str], ...] = (
     ("queue_status", "QUEUESTATUS"),
     ("dial_status", "DIALSTATUS"),
     ("hangup_cause", "HANGUPCAUSE"),
+)
+
+
+# Record field -> the FreeSWITCH channel variable carrying it on the call's A-leg at hang-up.
+# Times are whole seconds there (start_epoch, cc_queue_answered_epoch, end_epoch); the
+# hang-up cause is the Q.850 number, as Asterisk's HANGUPCAUSE; DIALSTATUS has Asterisk's
+# values (FreeSWITCH sets it for compatibility).
+FREESWITCH_RECORD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("uniqueid", "uuid"),
+    ("linkedid", "uuid"),  # one A-leg per record: the call's own id, as Asterisk's linkedid
+    ("origin", "pbxctl_origin"),
+    ("caller", "caller_id_number"),
+    ("did", "pbxctl_did"),
+    ("prefecture", "pbxctl_prefecture"),
+    ("mode", "pbxctl_mode"),
+    ("queue", "cc_queue"),
+    ("agent", "cc_agent"),
+    ("overflow", "pbxctl_overflow"),
+    ("service", "pbxctl_svc"),
+    ("start", "start_epoch"),
+    ("answer", "cc_queue_answered_epoch"),
+    ("recording", "pbxctl_recording"),
+    ("queue_status", "cc_cause"),
+    ("dial_status", "DIALSTATUS"),
+    ("hangup_cause", "hangup_cause_q850"),
 )
 
 
@@ -86,8 +122,9 @@ def _seconds(fields: dict[str, str], key: str, where: str, *, required: bool) ->
         raise InputError(f"{where}: {key}={raw!r} is not a time in seconds") from None
 
 
-def parse_record(line: str, *, where: str) -> CallRecord:
-    """One call-log line; ``where`` (file:offset) names it in errors."""
+def parse_record(line: str, *, where: str) -> CallRecord | None:
+    """One call-log line; ``where`` (file:offset) names it in errors. None: a leg FreeSWITCH
+    reported that its dialplan did not mark for a record (``cdr=`` not 1)."""
     pairs = parse_qsl(line.rstrip("\n"), keep_blank_values=True, strict_parsing=False)
     fields = dict(pairs)
     if fields.get("eor") != "1" or not pairs or pairs[-1][0] != "eor":
@@ -102,6 +139,8 @@ def parse_record(line: str, *, where: str) -> CallRecord:
     fields = {k: v.replace("\x00", "\ufffd") for k, v in fields.items()}
     if fields.get("v") != FORMAT_VERSION:
         raise InputError(f"{where}: unknown call record version {fields.get('v')!r}")
+    if "cdr" in fields and fields["cdr"] != "1":
+        return None
     for key in ("site", "uniqueid"):
         if not fields.get(key):
             raise InputError(f"{where}: call record without {key!r}")

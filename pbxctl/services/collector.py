@@ -7,7 +7,10 @@ is copied to ``rejected.log`` beside the position file (and counted), never sile
 
 Rotation is ours, not logrotate's: once everything is collected and the log is bigger than
 ``rotate_bytes``, it is renamed to ``<log>.<epoch>``; Asterisk opens the log per write, so the
-next call starts a new file, and the renamed one is drained before it is deleted.
+next call starts a new file, and the renamed one is drained before it is deleted. FreeSWITCH's
+mod_cdr_csv keeps its file open instead: there ``rotate`` asks the switch to rename and reopen
+it under its own lock (``cdr_csv rotate`` over the event socket), so no line can land in a
+file the collector is about to delete.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pbxctl.core.errors import InputError, StoreRefused, StoreUnavailable
+from pbxctl.core.errors import InputError, PbxctlError, StoreRefused, StoreUnavailable
 from pbxctl.core.files import atomic_write
 from pbxctl.data.callrecords import CallRecord, Chunk, Position, parse_record, read_complete_lines
 from pbxctl.data.recordings import RecordingCheck, inspect_recording, read_wav_header
@@ -47,6 +51,7 @@ class CollectResult:
     recordings: int = 0
     rejected: int = 0
     waiting: int = 0  # records left for a later pass (recording still being closed)
+    skipped: int = 0  # legs FreeSWITCH reported that are no call record (not marked)
     problems: list[str] = field(default_factory=list)
 
 
@@ -57,6 +62,8 @@ class CollectorConfig:
     state_dir: Path
     rotate_bytes: int = 64 * 1024 * 1024
     settle_s: float = SETTLE_S
+    # The PBX rotates its own call log (it holds it open); None: rename it here.
+    rotate: Callable[[], None] | None = None
 
 
 class Collector:
@@ -130,6 +137,10 @@ class Collector:
                 rejected.append(line if line.endswith("\n") else line + "\n")
                 upto = offset + len(line.encode())
                 continue
+            if rec is None:
+                result.skipped += 1
+                upto = offset + len(line.encode())
+                continue
             check = self._check_recording(rec, now)
             if isinstance(check, str):  # "wait"
                 result.waiting += 1
@@ -189,7 +200,13 @@ class Collector:
             return
         if pos and pos.inode == st.st_ino and pos.offset == st.st_size \
                 and st.st_size >= self.config.rotate_bytes:
-            os.rename(log_path, log_path.with_name(f"{log_path.name}.{int(now * 1000)}"))
+            if self.config.rotate is not None:
+                try:
+                    self.config.rotate()
+                except PbxctlError as exc:  # housekeeping: the next pass asks again
+                    log.warning("call log not rotated: %s", exc.message)
+            else:
+                os.rename(log_path, log_path.with_name(f"{log_path.name}.{int(now * 1000)}"))
 
     # -- follow -----------------------------------------------------------------
     def follow(self, *, stop: threading.Event, interval: float = 1.0) -> None:

@@ -9,6 +9,7 @@ What happened is read from FreeSWITCH's own events over each site's inbound even
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
@@ -29,6 +30,7 @@ from pbxctl.console.calls_esl import EslCallFeed
 from pbxctl.console.live import OrderFeed
 from pbxctl.console.passwords import hash_password
 from pbxctl.core.procs import wait_until
+from pbxctl.data.callrecords import FREESWITCH_CALL_LOG
 from pbxctl.data.console_auth import set_password
 from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.postgres import PostgresCluster
@@ -280,5 +282,87 @@ def test_the_console_pops_the_call_freeswitch_bridged_and_pauses_the_agent(
             with sites.province.esl() as esl:
                 assert esl.api("callcenter_config agent get status hz-a001").strip() == \
                     "Available"
+    finally:
+        store.close()
+
+
+@pytest.mark.pg
+def test_each_switch_logs_one_record_per_call_collected_once_the_database_is_back(
+        sites: Sites, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
+    """mod_cdr_csv writes pbxctl's call-log line on each switch (the gateway's call, the
+    province's ACD call); `pbxctl calls collect --engine freeswitch` with PostgreSQL down
+    moves nothing and loses nothing, then moves both records and the recording's index row;
+    rotating the call log is FreeSWITCH's own (`cdr_csv rotate` over its event socket)."""
+    store = new_database(pg_cluster)
+    agent, phone, number = "hz-a001", "127.201.1.104", "057188880055"
+    _register(sites, agent, phone, tmp_path / agent)
+    uas = _seat_phone(tmp_path, phone, talk_ms=2500)
+    uas.start()
+    try:
+        caller = _caller(sites, tmp_path, number)
+        caller.start()
+        try:
+            result = caller.wait()
+        finally:
+            caller.stop()
+        assert uas.wait().successful == 1
+    finally:
+        uas.stop()
+    assert result.successful == 1, result
+    logs = {name: getattr(sites, role).root / "log" / FREESWITCH_CALL_LOG
+            for role, name in (("gateway", "hz-gw"), ("province", "zj-pbx"))}
+    def logged(path: Path) -> bool:
+        return path.is_file() and f"caller={number}" in path.read_text()
+
+    for name, path in logs.items():  # written at hang-up, once the channel is reported
+        wait_until(functools.partial(logged, path), timeout=20,
+                   what=f"{name}'s call record of {number}")
+
+    def collect(name: str, dsn: str, *extra: str) -> tuple[int, str, str]:
+        site = sites.province if name == "zj-pbx" else sites.gateway
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["calls", "collect", "--engine", "freeswitch", "--dsn", dsn,
+                     "--log-dir", str(site.root / "log"),
+                     "--recordings", str(site.root / "recordings"),
+                     "--state", str(tmp_path / f"state-{name}"),
+                     "--esl-host", site.address, "--esl-port", str(ESL_INBOUND_PORT),
+                     "--esl-source", site.address, "--json", *extra],
+                    environ={"PBXCTL_COLLECTOR_ESL_SECRET": sites.secrets.ami[name]},
+                    stdout=out, stderr=err)
+        return code, out.getvalue(), err.getvalue()
+
+    down = f"host={tmp_path} port=1 connect_timeout=1"
+    for name in logs:
+        code, _, err = collect(name, down)
+        assert code == 9 and "nothing is lost" in err, err
+    dsn = store.config.conninfo
+    try:
+        for name in logs:
+            code, out, err = collect(name, dsn, "--rotate-bytes", "1")
+            assert code == 0, err
+            assert json.loads(out)["rejected"] == 0
+        rows = store.execute(
+            "SELECT site, uniqueid, origin, did, prefecture, mode, queue, agent,"
+            " answered_at IS NOT NULL, talk_s, hangup_cause FROM call_records"
+            " WHERE caller = %s ORDER BY site", (number,))
+        assert [r[0] for r in rows] == ["hz-gw", "zj-pbx"], rows  # one per switch, no legs
+        gw, acd = rows
+        hz = sites.inv.prefecture("HZ")
+        assert (gw[3], gw[4], gw[7]) == (hz.dids[0], "HZ", "")
+        assert acd[2] == gw[1]  # the province's record names the gateway's call
+        assert acd[3:8] == (hz.dids[0], "HZ", "central", hz.queue, agent)
+        assert acd[8] and float(str(acd[9])) >= 1.0 and acd[10] == "16", acd
+        recs = store.execute("SELECT path, status, audio_s FROM recordings WHERE site = %s"
+                             " AND uniqueid = %s", ("zj-pbx", acd[1]))
+        assert recs and Path(str(recs[0][0])).name == f"pbxctl-{acd[1]}.wav", recs
+        assert recs[0][1] == "ok" and float(str(recs[0][2])) >= 1.0, recs
+        # Everything collected, past 1 byte: FreeSWITCH renamed the log and reopened a new one.
+        for name, path in logs.items():
+            assert path.is_file() and path.stat().st_size == 0, name
+            assert list(path.parent.glob(path.name + ".*")), name
+        again = [json.loads(collect(name, dsn)[1])["calls"] for name in logs]
+        assert again == [0, 0]  # the rotated files drain to nothing new
+        assert len(store.execute("SELECT 1 FROM call_records WHERE caller = %s",
+                                 (number,))) == 2
     finally:
         store.close()

@@ -101,3 +101,34 @@ def test_control_characters_are_refused(small_inventory_path: Path) -> None:
         pref, agents=(agent, *pref.agents[1:])), *inv.prefectures[1:]))
     with pytest.raises(InputError, match="control character"):
         render_all(inv2, secrets)
+
+
+def test_the_call_record_template_writes_lines_the_collector_reads(
+        small_inventory_path: Path) -> None:
+    """mod_cdr_csv's template, expanded the way FreeSWITCH does (each ``${url_encode(${v})}``
+    the URI-encoded value of v, unset → empty): a marked call is a whole record with hostile
+    text kept intact; an unmarked leg is skipped, not a record and not a rejection."""
+    import re
+    from urllib.parse import quote
+
+    from pbxctl.data.callrecords import parse_record
+
+    inv, secrets = _load(small_inventory_path)
+    conf = ET.fromstring(render_all(inv, secrets)["zj-pbx"]["cdr_csv.conf.xml"].text.encode())
+    template = conf.findtext("templates/template") or ""
+    channel = {"pbxctl_cdr": "1", "uuid": "u-1", "caller_id_number": "0571&x=1\nz",
+               "pbxctl_did": "95598", "start_epoch": "100", "end_epoch": "130",
+               "cc_queue_answered_epoch": "110", "cc_agent": "hz-a001",
+               "hangup_cause_q850": "16"}
+
+    def expand(text: str) -> str:
+        text = re.sub(r"\$\{url_encode\(\$\{([\w-]+)\}\)\}",
+                      lambda m: quote(channel.get(m.group(1), ""), safe=""), text)
+        return re.sub(r"\$\{([\w-]+)\}", lambda m: channel.get(m.group(1), ""), text)
+
+    rec = parse_record(expand(template) + "\n", where="Master.csv:byte 0")
+    assert rec is not None and rec.site == "zj-pbx" and rec.uniqueid == "u-1"
+    assert (rec.caller, rec.did, rec.agent, rec.talk_s) == ("0571&x=1\nz", "95598",
+                                                            "hz-a001", 20.0)
+    channel["pbxctl_cdr"] = ""
+    assert parse_record(expand(template) + "\n", where="Master.csv:byte 0") is None
