@@ -231,6 +231,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
             "dialplan_acd.xml.j2", site=site, options=opts, seats=seats, domain=DOMAIN,
             inbound_context="from-gateways" if site.role == "province" else "from-gateway",
             entry_queues=entry, mode="central" if site.role == "province" else "survivable",
+            cti=[inv.province.cti.a, inv.province.cti.b], esl_port=ESL_PORT,
+            prompt_dir=prompt_dir,
             overflow=inv.province.supervisor_queue if site.role == "province" else "")
         agents = {m.id: m for q in queues for m in q.members}
         files["callcenter.conf.xml"] = _render(

@@ -138,6 +138,9 @@ DISPATCHER_OPTIONS = (
     Option("inventory", str, ""), Option("ami_host", str, ""), Option("ami_port", int, 5038),
     Option("ami_user", str, "pbxctl-notify"), Option("ami_source", str, ""),
     Option("ami_secret", str, "", secret=True),
+    # A FreeSWITCH province: its inbound event socket instead of AMI.
+    Option("esl_host", str, ""), Option("esl_port", int, 8021), Option("esl_source", str, ""),
+    Option("esl_secret", str, "", secret=True),
     Option("prompt_dir", str, "/var/lib/asterisk/sounds/pbxctl"),
     Option("tts_cache", str, "/var/cache/pbxctl/tts"), Option("interval", float, 2.0))
 
@@ -145,28 +148,46 @@ DISPATCHER_OPTIONS = (
 def cmd_orders_dispatcher(args: argparse.Namespace, env: Env) -> int:
     """The daemon that calls terminal seats (runs beside the province PBX)."""
     from pbxctl.pbx.ami import AmiClient
-    from pbxctl.services.order_notifier import OrderNotifier
+    from pbxctl.pbx.esl_inbound import InboundEsl
+    from pbxctl.services.order_notifier import AmiDialer, EslDialer, OrderDialer, OrderNotifier
     from pbxctl.services.tts import TtsCache
 
-    cli = {k: v for k, v in vars(args).items() if k != "ami_secret"}
+    cli = {k: v for k, v in vars(args).items() if k not in ("ami_secret", "esl_secret")}
     s = resolve("dispatcher", DISPATCHER_OPTIONS, cli=cli, environ=env.environ,
                 config=config_of(args, env))
-    if not s["inventory"] or not s["ami_host"]:
-        raise UsageError("the dispatcher needs the inventory and the province PBX's AMI address",
-                         hint="--inventory/--ami-host, or dispatcher.inventory/.ami_host in "
-                              "the config file")
+    if not s["inventory"] or not (s["ami_host"] or s["esl_host"]):
+        raise UsageError("the dispatcher needs the inventory and the province PBX's AMI (or, "
+                         "on FreeSWITCH, event-socket) address",
+                         hint="--inventory/--ami-host/--esl-host, or dispatcher.inventory/"
+                              ".ami_host/.esl_host in the config file")
+    if s["esl_host"] and not s["esl_secret"]:
+        raise UsageError("dispatcher.esl_host is set but dispatcher.esl_secret is not",
+                         hint="put the province's event-socket password in the secrets file")
     inv = inventory(s["inventory"])
     db = _store(args, env)
     db.open(wait=False)
-    ami = AmiClient(host=s["ami_host"], port=s["ami_port"], username=s["ami_user"],
-                    secret=s["ami_secret"], source=s["ami_source"] or None)
-    ami.connect()
-    notifier = OrderNotifier(store=db, inv=inv, ami=ami, prompt_dir=Path(s["prompt_dir"]),
+    ami: AmiClient | None = None
+    dialer: OrderDialer
+    if s["esl_host"]:
+        def connect() -> InboundEsl:
+            client = InboundEsl(host=s["esl_host"], port=s["esl_port"],
+                                password=s["esl_secret"], timeout=5.0,
+                                source=s["esl_source"] or None)
+            client.connect()
+            return client
+
+        connect().close()  # refused or unreachable: say so now, not at the first order
+        dialer, via = EslDialer(connect), f"ESL {s['esl_host']}:{s['esl_port']}"
+    else:
+        ami = AmiClient(host=s["ami_host"], port=s["ami_port"], username=s["ami_user"],
+                        secret=s["ami_secret"], source=s["ami_source"] or None)
+        ami.connect()
+        dialer, via = AmiDialer(ami), f"AMI {s['ami_host']}:{s['ami_port']} as {s['ami_user']}"
+    notifier = OrderNotifier(store=db, inv=inv, dialer=dialer, prompt_dir=Path(s["prompt_dir"]),
                              tts=TtsCache(root=Path(s["tts_cache"])))
     stop = threading.Event()
-    # The journal's (and the lab's) sign that the daemon is up: AMI logged in, store opened.
-    env.err.print(f"dispatcher running: AMI {s['ami_host']}:{s['ami_port']} as {s['ami_user']}, "
-                  f"every {s['interval']:g} s")
+    # The journal's (and the lab's) sign that the daemon is up: PBX reached, store opened.
+    env.err.print(f"dispatcher running: {via}, every {s['interval']:g} s")
     try:
         while not stop.is_set():
             try:
@@ -178,7 +199,8 @@ def cmd_orders_dispatcher(args: argparse.Namespace, env: Env) -> int:
                 break
             stop.wait(s["interval"])
     finally:
-        ami.close()
+        if ami is not None:
+            ami.close()
         db.close()
     return 0
 
@@ -250,6 +272,10 @@ def _register_dispatcher(orders: Verbs) -> None:
     dp.add_argument("--ami-port", type=int, help="default 5038")
     dp.add_argument("--ami-user", help="default pbxctl-notify (the province's notifier user)")
     dp.add_argument("--ami-source", help="local address to connect from")
+    dp.add_argument("--esl-host", help="a FreeSWITCH province's event socket, instead of AMI "
+                                       "(dispatcher.esl_host; password dispatcher.esl_secret)")
+    dp.add_argument("--esl-port", type=int, help="default 8021")
+    dp.add_argument("--esl-source", help="local address to connect from (the site's ACL)")
     dp.add_argument("--prompt-dir", help="default /var/lib/asterisk/sounds/pbxctl")
     dp.add_argument("--tts-cache", help="default /var/cache/pbxctl/tts")
     dp.add_argument("--interval", type=float, help="default 2 s")

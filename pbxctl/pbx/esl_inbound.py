@@ -99,12 +99,22 @@ class InboundEsl:
             raise CommandFailed(f"ESL api {command}: {reply.body.strip()}")
         return reply.body
 
+    def bgapi(self, command: str) -> str:
+        """Run ``command`` in the background; returns its Job-UUID (the outcome arrives as a
+        BACKGROUND_JOB event)."""
+        reply = self._command(f"bgapi {command}")
+        text = reply.headers.get("Reply-Text", "")
+        if not text.startswith("+OK"):
+            raise CommandFailed(f"ESL bgapi {command.split(' ', 1)[0]}: {text}")
+        return reply.headers.get("Job-UUID", text.removeprefix("+OK Job-UUID: "))
+
     def subscribe(self, *events: str) -> None:
         """Receive these events on this connection (``CHANNEL_EXECUTE_COMPLETE``, ``CUSTOM
         callcenter::info``…); read them with wait_event. Replies to later commands on the
         same connection skip events, so keep one connection for events alone."""
         for name in events:
-            if not name.replace("_", "").replace("::", "").replace(" ", "").isalnum():
+            if not name.replace("_", "").replace("::", "").replace(" ", "").replace(
+                    "-", "").isalnum():
                 raise ValueError(f"not an event name: {name!r}")
         reply = self._command(f"event plain {' '.join(events)}")
         if not reply.headers.get("Reply-Text", "").startswith("+OK"):

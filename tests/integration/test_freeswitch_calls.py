@@ -31,18 +31,22 @@ from pbxctl.cli import main
 from pbxctl.core import chanvars as V
 from pbxctl.core.net import free_port
 from pbxctl.core.procs import wait_until
+from pbxctl.data.orders import create, dispatch, get, history
 from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store
 from pbxctl.lab.sandbox.freeswitch import FreeSwitchInstance
 from pbxctl.lab.sandbox.postgres import PostgresCluster
-from pbxctl.lab.sandbox.sipp import SippProcess
+from pbxctl.lab.sandbox.sipp import SippProcess, scenario_path
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.lab.site import freeswitch_for
+from pbxctl.pbx.esl_inbound import InboundEsl
+from pbxctl.services.order_notifier import EslDialer, OrderNotifier
+from pbxctl.services.tts import TtsCache
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
-from provisioning.render_freeswitch import ESL_PORT
+from provisioning.render_freeswitch import ESL_INBOUND_PORT, ESL_PORT
 from provisioning.sample import seed_input
-from provisioning.secrets import ensure_secrets
+from provisioning.secrets import Secrets, ensure_secrets
 from tests.conftest import new_database
 from tests.handler_scenarios import (
     ORACLE_ACCOUNT,
@@ -55,6 +59,7 @@ from tests.handler_scenarios import (
 pytestmark = [pytest.mark.freeswitch, pytest.mark.pg, pytest.mark.sipp]
 
 SMALL = Path(__file__).parents[1] / "data" / "small" / "province.yaml"
+HZ_ACCOUNT = "3301010001"  # sample data: a Hangzhou customer in county HZXS
 MENU_AT = 1500  # ms after the INVITE: during the welcome, which the caller may interrupt
 
 
@@ -66,6 +71,7 @@ class Stage:
     gw: FreeSwitchInstance
     prompt_dir: Path
     config: Path
+    secrets: Secrets
     cti: subprocess.Popen[bytes] | None = None
     cti_log: Path | None = None
 
@@ -119,7 +125,7 @@ def stage(pg_cluster: PostgresCluster, tts_cache_dir: Path) -> Iterator[Stage]:
     prompt_dir = root / "deploy" / "hz-gw" / "sounds" / "pbxctl"
     gw = freeswitch_for(inv, site, secrets, root / "hz-gw", prompt_dir=str(prompt_dir))
     gw.start(timeout=60)
-    st = Stage(inv, root, store, gw, prompt_dir, config)
+    st = Stage(inv, root, store, gw, prompt_dir, config, secrets)
     try:
         yield st
     finally:
@@ -293,3 +299,63 @@ def test_with_the_cti_down_on_both_paths_the_local_default_plays(stage: Stage,
     assert played.get(f"variable_{V.STATUS}", "") == ""
     assert played["variable_pbxctl_greeting"] == \
         f"{stage.prompt_dir}/welcome-default/current.wav"
+
+
+def test_a_work_order_call_over_the_event_socket_is_accepted_by_the_seat(
+        stage: Stage, tmp_path: Path, tts_cache_dir: Path) -> None:
+    """A FreeSWITCH province: the dispatcher originates the notify call over the province's
+    inbound event socket (`bgapi originate`, EslDialer); the county terminal seat's phone (a
+    registered SIPp UAS) answers during the Mandarin summary played from the province's disk,
+    presses 1, and `esl serve`'s order_answer handler accepts the order."""
+    inv, store = stage.inv, stage.store
+    if stage.cti is None:
+        stage.start_cti()
+    pbx = str(inv.province.pbx.a)
+    province_prompts = stage.root / "deploy" / "zj-pbx" / "sounds" / "pbxctl"
+    province = freeswitch_for(inv, inv.site("zj-pbx"), stage.secrets, stage.root / "zj-pbx",
+                              prompt_dir=str(province_prompts))
+    province.start(timeout=60)
+    try:
+        seat, phone = "hzxs-t01", "127.201.1.111"
+        reg = SippProcess(scenario=scenario_path("register.xml"), workdir=tmp_path / "reg",
+                          local_ip=phone, local_port=5060, remote=(pbx, 5060),
+                          keys={"user": seat, "expires": "600"}, timeout=15,
+                          extra_args=("-au", seat, "-ap", stage.secrets.sip[seat])).run()
+        assert reg.successful == 1, reg.errors[-500:]
+        order = dispatch(store, inv, create(store, inv, type="repair", account_no=HZ_ACCOUNT,
+                                            created_by="hz-a001").id, actor="hz-a001")
+        assert order.seat == seat
+
+        def connect() -> InboundEsl:
+            client = InboundEsl(host=pbx, port=ESL_INBOUND_PORT,
+                                password=stage.secrets.ami["zj-pbx"],
+                                source=str(inv.province.cti.a))
+            client.connect()
+            return client
+
+        notifier = OrderNotifier(store=store, inv=inv, dialer=EslDialer(connect),
+                                 prompt_dir=province_prompts, tts=TtsCache(root=tts_cache_dir))
+        answer = SippProcess(
+            scenario=write_scenario(tmp_path / "seat", "seat", dtmf_scenario(
+                [(1500, "1")], pcap_dir=tmp_path / "seat" / "pcaps", head="uas")),
+            workdir=tmp_path / "seat", local_ip=phone, local_port=5060, calls=1, timeout=90)
+        answer.start()
+        try:
+            with province.esl(timeout=10) as events:
+                events.subscribe("CUSTOM", "pbxctl::order-answer")
+                [line] = notifier.run_once()
+                assert line.startswith(f"order {order.id}: call 1 to {seat} (originated (job ")
+                answered = events.wait_event(
+                    lambda e: e.get("Event-Subclass") == "pbxctl::order-answer", timeout=60,
+                    what="the seat's answer to the notify call")
+            assert answer.wait().successful == 1
+        finally:
+            answer.stop()
+    finally:
+        province.stop()
+    assert (answered["Order"], answered["Key"], answered["Status"], answered["Result"]) == (
+        str(order.id), "1", V.STATUS_OK, "accepted"), answered
+    assert get(store, order.id).status == "accepted"
+    steps = [(e.event, e.actor) for e in history(store, order.id)]
+    assert steps[-2:] == [("notify", "dispatcher"), ("accepted", f"{seat} (phone)")]
+    assert (province_prompts / "orders" / f"order-{order.id}.wav").is_file()

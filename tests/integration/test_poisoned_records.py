@@ -17,7 +17,7 @@ from pbxctl.data.rejects import recent
 from pbxctl.data.selfservice import seed_sample_data
 from pbxctl.data.store import Store
 from pbxctl.services.collector import Collector, CollectorConfig
-from pbxctl.services.order_notifier import OrderNotifier
+from pbxctl.services.order_notifier import AmiDialer, OrderNotifier
 from pbxctl.services.tts import TtsCache
 from provisioning.inventory import load_inventory
 from provisioning.sample import seed_input
@@ -81,7 +81,7 @@ def test_notifier_escalates_an_order_it_cannot_announce_and_calls_the_others(
     (prompts / "orders" / f"order-{poison.id}.wav").mkdir(parents=True)
     ast, _ = gateway_factory(agi_port=free_port())
     ami = ami_of(ast)
-    notifier = OrderNotifier(store=fresh_db, inv=inv, ami=ami, prompt_dir=prompts,
+    notifier = OrderNotifier(store=fresh_db, inv=inv, dialer=AmiDialer(ami), prompt_dir=prompts,
                              tts=TtsCache(root=tts_cache_dir))
     lines = notifier.run_once()
     assert len(lines) == 3, lines

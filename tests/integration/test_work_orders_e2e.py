@@ -26,7 +26,7 @@ from pbxctl.data.store import Store
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.ops.publish import prompt_dir, publish
 from pbxctl.pbx.ami import AmiClient
-from pbxctl.services.order_notifier import OrderNotifier
+from pbxctl.services.order_notifier import AmiDialer, OrderNotifier
 from pbxctl.services.tts import TtsCache
 from provisioning.sample import seed_input
 from tests.conftest import management_ami
@@ -62,7 +62,7 @@ def desk(center: Center, fresh_db: Store, tts_cache_dir: Path, short_tmp: Path
                                                port=inv.province.cti_port))
     cti.start()
     ami = management_ami(center.province, str(inv.province.cti.a))
-    disp = OrderNotifier(store=fresh_db, inv=inv, ami=ami,
+    disp = OrderNotifier(store=fresh_db, inv=inv, dialer=AmiDialer(ami),
                       prompt_dir=prompt_dir(short_tmp, "zj-pbx"), tts=cache)
     try:
         yield Desk(center, fresh_db, ami, disp)
