@@ -55,6 +55,9 @@ RELOAD: dict[str, str | None] = {
 }
 # The settings files every site has besides its SIP, dialplan, directory and queues: name →
 # what it is (the comment in the file).
+# SIP transaction timeout on every profile (sofia's timer-T1X64; default 32 s): how long a
+# ping or an INVITE waits for a switch that stopped answering before it counts as failed.
+TRANSACTION_TIMEOUT_MS = 2000
 CORE_FILES = {
     "modules.conf": "the modules a pbxctl site loads", "switch.conf": "core settings",
     "event_socket.conf": "inbound event socket", "acl.conf": "who may connect",
@@ -208,6 +211,7 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
     files = {"sofia.conf.xml": _render("sofia.conf.xml.j2", site=site, options=opts,
                                        profiles=_profiles(site, inv), sip_port=SIP_PORT,
                                        ping=max(opts.qualify_frequency, MIN_PING),
+                                       t1x64_ms=TRANSACTION_TIMEOUT_MS,
                                        domain=DOMAIN,
                                        seats=seats),
              "directory.xml": _render("directory.xml.j2", site=site, seats=seats,
