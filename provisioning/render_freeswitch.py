@@ -221,12 +221,10 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
     if site.role == "gateway":
         pref = site.prefecture
         assert pref is not None
-        route = "|".join([f"sofia/gateway/province-{x}/{pref.queue}" for x in PATHS]
-                         + [f"sofia/gateway/lss-{x}/{pref.lss_queue}" for x in PATHS])
         files["dialplan.xml"] = _render(
             "dialplan_gateway.xml.j2", site=site, pref=pref, options=opts,
             cti=[inv.province.cti.a, inv.province.cti.b], esl_port=ESL_PORT,
-            prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT, route=route,
+            prompt_dir=prompt_dir, welcome_default=WELCOME_DEFAULT, paths=PATHS,
             menu_timeout_ms=MENU_TIMEOUT * 1000)
     else:
         queues = _queues(site, inv)
