@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import os
 import shutil
 import statistics
@@ -107,10 +108,10 @@ def _stage(root: Path) -> tuple[Path, Any, Any, Any]:
               "allow": ["127.0.0.1"]}
     from provisioning.render_freeswitch import ESL_PORT
 
-    config.write_text(yaml.safe_dump({
-        "database": {"dsn": dsn},
-        "agi": {**common, "port": inv.province.cti_port},
-        "esl": {**common, "port": ESL_PORT}}))
+    settings = {"database": {"dsn": dsn}, "agi": {**common, "port": inv.province.cti_port},
+                "esl": {**common, "port": ESL_PORT}}
+    # A deep copy: shared lists would be written as YAML aliases, which pbxctl refuses.
+    config.write_text(yaml.safe_dump(json.loads(json.dumps(settings))))
     return config, inv, secrets, cluster
 
 
@@ -304,6 +305,7 @@ def main() -> None:
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     root = Path(tempfile.mkdtemp(prefix="pbxengines-", dir="/tmp"))
+    root.chmod(0o755)  # PostgreSQL runs as postgres
     config, inv, secrets, cluster = _stage(root)
     results: dict[str, list[dict[str, Any]]] = {}
     try:

@@ -76,3 +76,19 @@ def test_host_doctor_shows_the_build_its_modules_and_that_it_starts() -> None:
     assert fs["present"] and fs["version"].startswith("1.10.12"), fs
     assert fs["modules_missing"] == []
     assert fs["starts"]["ok"] is True and fs["starts"]["seconds"] > 0, fs
+
+
+def test_the_upstream_pins_are_the_trees_of_the_vendored_sources() -> None:
+    """Without ../shared, make setup fetches the upstream refs and accepts each only if its
+    exported tree hashes to the pin (scripts/fetch-freeswitch-sources.sh). The fetch cannot
+    run here (no route to GitHub); the pins are checked against the very sources that are
+    built and tested, so a fetched build is a build of the same code."""
+    import subprocess
+
+    root = Path(__file__).parents[2]
+    vendor = root.parent / "shared" / "vendor" / "freeswitch"
+    assert (vendor / "SHA256SUMS").is_file(), f"no vendored FreeSWITCH sources at {vendor}"
+    res = subprocess.run([str(root / "scripts" / "fetch-freeswitch-sources.sh"), "--check",
+                          str(vendor)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("\nok ") + res.stdout.startswith("ok ") == 3, res.stdout
