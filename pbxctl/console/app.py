@@ -592,7 +592,8 @@ class Console:
         if self.deps.calls is None:
             raise Denied(503, "no PBX connection is configured for this console")
         try:
-            self.deps.calls.spy(supervisor=seen.who.login, code=labels.SPY_CODE[mode] + ext)
+            self.deps.calls.spy(supervisor=seen.who.login, agent=agent, mode=mode,
+                                code=labels.SPY_CODE[mode] + ext)
         except PbxctlError as exc:
             raise Denied(503, exc.message) from None
         log.info("supervisor %s: %s on %s (phone rings)", seen.who.login, mode, agent)

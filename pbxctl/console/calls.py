@@ -163,7 +163,9 @@ class LiveCalls:
     def member_state(self, agent: str) -> str:
         raise NotImplementedError
 
-    def spy(self, *, supervisor: str, code: str) -> None:
+    def spy(self, *, supervisor: str, agent: str, mode: str, code: str) -> None:
+        """Ring ``supervisor``'s phone into listen/whisper/barge (``mode``) on ``agent``'s
+        call; ``code`` is the feature code the province's dialplan has for it."""
         raise NotImplementedError
 
     def queues(self) -> dict[str, QueueLive]:
@@ -254,7 +256,7 @@ class CallFeed(LiveCalls):
             return ""
         return "paused" if any(m.get("Paused") == "1" for m in members) else "ready"
 
-    def spy(self, *, supervisor: str, code: str) -> None:
+    def spy(self, *, supervisor: str, agent: str, mode: str, code: str) -> None:
         """Ring the supervisor's phone; answered, it dials ``code`` (e.g. *1<ext>, listen) in
         the province's ``supervisors`` context — the one place the spy codes exist, so the
         dialplan, not the console, decides what a supervisor may do."""

@@ -5,7 +5,9 @@ ready/paused state is the agent's mod_callcenter status (``Available`` / ``On Br
 
 One event connection, read by a thread of its own; every action on a short connection of its
 own (the event stream is never mixed with command replies). Lost connection: reconnect with
-back-off, as the AMI feed does. Listen/whisper/barge are not built for FreeSWITCH yet."""
+back-off, as the AMI feed does. Listen/whisper/barge: the supervisor's phone is called
+(``originate``) straight into ``eavesdrop`` on the agent's leg (found by the presence id the
+directory's dial-string gives it), with FreeSWITCH's whisper flags for whisper and barge."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ from pbxctl.pbx.freeswitch_show import table
 log = logging.getLogger("pbxctl.console.calls")
 CC_EVENT = "callcenter::info"
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DOMAIN = "pbxctl"  # the directory domain of every site (provisioning.render_freeswitch)
+# eavesdrop on the agent's leg: listen hears both sides; whisper speaks to the agent (the
+# eavesdropped leg, FreeSWITCH's "a-leg"), barge to both.
+SPY_FLAGS = {"listen": (), "whisper": ("eavesdrop_whisper_aleg=true",),
+             "barge": ("eavesdrop_whisper_aleg=true", "eavesdrop_whisper_bleg=true")}
 
 
 def _epoch(value: str) -> float | None:
@@ -104,8 +111,28 @@ class EslCallFeed(LiveCalls):
         return {"On Break": "paused", "Available": "ready",
                 "Available (On Demand)": "ready"}.get(status, "")
 
-    def spy(self, *, supervisor: str, code: str) -> None:
-        raise PbxctlError("listen/whisper/barge: not available on FreeSWITCH sites yet")
+    def spy(self, *, supervisor: str, agent: str, mode: str, code: str) -> None:
+        if mode not in SPY_FLAGS:
+            raise PbxctlError(f"not a listen mode: {mode!r}")
+        self._checked(supervisor)
+        target = f"{self._checked(agent)}@{DOMAIN}"
+        try:
+            with self._connect() as esl:
+                # Its leg by the presence id the directory's dial-string gives it (not by
+                # callstate: FreeSWITCH's channel table updates that a while later).
+                legs = [r for r in esl.channels() if r.get("presence_id") == target]
+                if not legs or not _ID.fullmatch(str(legs[0].get("uuid", ""))):
+                    raise PbxctlError(f"{agent} is on no call just now")
+                head = ",".join([f"origination_caller_id_number={code}",
+                                 "origination_caller_id_name=pbxctl",
+                                 "originate_timeout=30", *SPY_FLAGS[mode]])
+                esl.bgapi(f"originate {{{head}}}user/{supervisor}@{DOMAIN} "
+                          f"&eavesdrop({legs[0]['uuid']})")
+        except PbxctlError as exc:
+            if "on no call" in exc.message:
+                raise
+            raise PbxctlError(f"the province PBX is not reachable just now: {exc.message}"
+                              ) from None
 
     def queues(self) -> dict[str, QueueLive]:
         try:

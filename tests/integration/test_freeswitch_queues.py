@@ -29,6 +29,7 @@ from pbxctl.console.app import ConsoleDeps, ConsoleSettings
 from pbxctl.console.calls_esl import EslCallFeed
 from pbxctl.console.live import OrderFeed
 from pbxctl.console.passwords import hash_password
+from pbxctl.core.errors import PbxctlError
 from pbxctl.core.procs import wait_until
 from pbxctl.data.callrecords import FREESWITCH_CALL_LOG
 from pbxctl.data.console_auth import set_password
@@ -366,3 +367,67 @@ def test_each_switch_logs_one_record_per_call_collected_once_the_database_is_bac
                                  (number,))) == 2
     finally:
         store.close()
+
+
+def test_a_supervisor_whispers_to_an_agent_on_a_call(sites: Sites, tmp_path: Path) -> None:
+    """The console's whisper on a FreeSWITCH province (EslCallFeed.spy): the supervisor's
+    phone is called straight into ``eavesdrop`` on the agent's own leg, with the whisper flag
+    (speak to the agent only), while the agent talks to a real caller."""
+    hz = sites.inv.prefecture("HZ")
+    agent, phone = "hz-a001", "127.201.1.105"
+    sup, sup_phone = "zj-sup01", "127.201.1.106"
+    _register(sites, agent, phone, tmp_path / agent)
+    _register(sites, sup, sup_phone, tmp_path / sup)
+    pbx = str(sites.inv.province.pbx.a)
+
+    def connect() -> InboundEsl:
+        client = InboundEsl(host=pbx, port=ESL_INBOUND_PORT, password=sites.secrets.ami["zj-pbx"],
+                            source=pbx)
+        client.connect()
+        return client
+
+    feed = EslCallFeed(connect)
+    uas = _seat_phone(tmp_path / "agent", phone, talk_ms=9000)
+    sup_uas = _seat_phone(tmp_path / "sup", sup_phone, talk_ms=2000)
+    uas.start()
+    sup_uas.start()
+    try:
+        with sites.province.esl(timeout=10) as events:
+            events.subscribe("CHANNEL_EXECUTE", "CUSTOM callcenter::info")  # CUSTOM last
+            caller = _caller(sites, tmp_path, "057188880066")
+            caller.start()
+            try:
+                bridged = events.wait_event(
+                    lambda e: e.get("CC-Action") == "bridge-agent-start"
+                    and e.get("CC-Agent") == agent, timeout=45,
+                    what="the agent bridged to the caller")
+                ext = next(a.extension for a in hz.agents if a.id == agent)
+
+                def listed() -> bool:  # FreeSWITCH's channel table is written a moment later
+                    with sites.province.esl() as esl:
+                        return any(r.get("uuid") == bridged["CC-Agent-UUID"]
+                                   for r in esl.channels())
+
+                wait_until(listed, timeout=10, interval=0.2, what="the agent's leg listed")
+                feed.spy(supervisor=sup, agent=agent, mode="whisper", code=f"*2{ext}")
+                spied = events.wait_event(
+                    lambda e: e.get("Application") == "eavesdrop", timeout=30,
+                    what="the supervisor's phone eavesdropping")
+                assert sup_uas.wait().successful == 1
+                assert caller.wait().successful == 1
+            finally:
+                caller.stop()
+        assert uas.wait().successful == 1
+    finally:
+        uas.stop()
+        sup_uas.stop()
+    assert spied["variable_eavesdrop_whisper_aleg"] == "true", spied
+    assert spied.get("variable_eavesdrop_whisper_bleg", "") != "true"
+    assert spied["Application-Data"] == bridged["CC-Agent-UUID"]  # the agent's own leg
+    wait_until(lambda: not listed(), timeout=10, interval=0.2, what="the agent's leg gone")
+    try:
+        feed.spy(supervisor=sup, agent=agent, mode="listen", code=f"*1{ext}")
+    except PbxctlError as exc:
+        assert "on no call" in exc.message
+    else:
+        raise AssertionError("a spy on an agent with no call was placed")
