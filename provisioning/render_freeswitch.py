@@ -205,7 +205,9 @@ def _core_files(inv: Inventory, site: Site, secrets: Secrets) -> dict[str, str]:
 def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
                 prompt_dir: str = DEFAULT_PROMPT_DIR) -> dict[str, RenderedXml]:
     opts = inv.province.options
-    ctx = {"seat": "seats", "agent": "seats", "terminal": "seats", "supervisor": "seats"}
+    # Supervisors have the listen/whisper/barge codes besides seat dialing (province only).
+    ctx = {"seat": "seats", "agent": "seats", "terminal": "seats",
+           "supervisor": "supervisors" if site.role == "province" else "seats"}
     seats = [_SeatView(s.id, s.name, s.extension, s.kind, ctx[s.kind], secrets.sip[s.id])
              for s in site_seats(site, inv)]
     files = {"sofia.conf.xml": _render("sofia.conf.xml.j2", site=site, options=opts,
@@ -234,7 +236,8 @@ def render_site(inv: Inventory, site: Site, secrets: Secrets, *,
             inbound_context="from-gateways" if site.role == "province" else "from-gateway",
             entry_queues=entry, mode="central" if site.role == "province" else "survivable",
             cti=[inv.province.cti.a, inv.province.cti.b], esl_port=ESL_PORT,
-            prompt_dir=prompt_dir,
+            prompt_dir=prompt_dir, spy_agents=[a for p in inv.prefectures for a in p.agents]
+            if site.role == "province" else [],
             overflow=inv.province.supervisor_queue if site.role == "province" else "")
         agents = {m.id: m for q in queues for m in q.members}
         files["callcenter.conf.xml"] = _render(

@@ -431,3 +431,60 @@ def test_a_supervisor_whispers_to_an_agent_on_a_call(sites: Sites, tmp_path: Pat
         assert "on no call" in exc.message
     else:
         raise AssertionError("a spy on an agent with no call was placed")
+
+
+def test_a_supervisor_dials_the_listen_code_of_an_agent_on_a_call(sites: Sites,
+                                                                   tmp_path: Path) -> None:
+    """The supervisors' own code on a FreeSWITCH province: zj-sup01's phone dials *1<ext>
+    (digest auth) and listens to hz-a001's call — eavesdrop on the channel of the agent's
+    group, which mod_callcenter's agent leg carries."""
+    hz = sites.inv.prefecture("HZ")
+    agent, phone = "hz-a001", "127.201.1.107"
+    sup = "zj-sup01"
+    ext = next(a.extension for a in hz.agents if a.id == agent)
+    _register(sites, agent, phone, tmp_path / agent)
+    uas = _seat_phone(tmp_path / "agent", phone, talk_ms=8000)
+    uas.start()
+    try:
+        with sites.province.esl(timeout=10) as events:
+            events.subscribe("CHANNEL_EXECUTE", "CUSTOM callcenter::info pbxctl::spy")
+            caller = _caller(sites, tmp_path, "057188880067")
+            caller.start()
+            try:
+                bridged = events.wait_event(
+                    lambda e: e.get("CC-Action") == "bridge-agent-start"
+                    and e.get("CC-Agent") == agent, timeout=45,
+                    what="the agent bridged to the caller")
+                # FreeSWITCH challenges an INVITE as a proxy (407), Asterisk as a UAS (401).
+                text = scenario_path("uac_auth_hold.xml").read_text(encoding="iso-8859-1")
+                dial = tmp_path / "uac_auth_407.xml"
+                dial.write_text(text.replace('<recv response="401" auth="true"/>',
+                                             '<recv response="407" auth="true"/>'),
+                                encoding="iso-8859-1")
+                listener = SippProcess(
+                    scenario=dial, workdir=tmp_path / "sup",
+                    local_ip="127.201.1.108", remote=(str(sites.inv.province.pbx.a), 5060),
+                    service=f"*1{ext}", pause_ms=2000, timeout=30,
+                    keys={"caller": sup, "audio": str(pcap("g711a.pcap"))},
+                    extra_args=("-au", sup, "-ap", sites.secrets.sip[sup]))
+                listener.start()
+                try:
+                    said = events.wait_event(
+                        lambda e: e.get("Event-Subclass") == "pbxctl::spy", timeout=30,
+                        what="the supervisor's listen code")
+                    spied = events.wait_event(
+                        lambda e: e.get("Application") == "eavesdrop", timeout=30,
+                        what="the supervisor's phone eavesdropping")
+                    assert listener.wait().successful == 1
+                finally:
+                    listener.stop()
+                assert caller.wait().successful == 1
+            finally:
+                caller.stop()
+        assert uas.wait().successful == 1
+    finally:
+        uas.stop()
+    assert (said["Agent"], said["Mode"]) == (agent, "listen"), said
+    assert spied["variable_eavesdrop_require_group"] == agent
+    assert spied.get("variable_eavesdrop_whisper_aleg", "") != "true"  # listen only
+    assert bridged["CC-Agent-UUID"]  # the leg that carries the group
