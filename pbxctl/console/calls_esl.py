@@ -5,9 +5,8 @@ ready/paused state is the agent's mod_callcenter status (``Available`` / ``On Br
 
 One event connection, read by a thread of its own; every action on a short connection of its
 own (the event stream is never mixed with command replies). Lost connection: reconnect with
-back-off, as the AMI feed does. Listen/whisper/barge: the supervisor's phone is called
-(``originate``) straight into ``eavesdrop`` on the agent's leg (found by the presence id the
-directory's dial-string gives it), with FreeSWITCH's whisper flags for whisper and barge."""
+back-off, as the AMI feed does. Listen/whisper/barge: the supervisor's phone is originated
+into the spy code in the province's ``supervisors`` context, as on Asterisk."""
 
 from __future__ import annotations
 
@@ -26,10 +25,7 @@ log = logging.getLogger("pbxctl.console.calls")
 CC_EVENT = "callcenter::info"
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DOMAIN = "pbxctl"  # the directory domain of every site (provisioning.render_freeswitch)
-# eavesdrop on the agent's leg: listen hears both sides; whisper speaks to the agent (the
-# eavesdropped leg, FreeSWITCH's "a-leg"), barge to both.
-SPY_FLAGS = {"listen": (), "whisper": ("eavesdrop_whisper_aleg=true",),
-             "barge": ("eavesdrop_whisper_aleg=true", "eavesdrop_whisper_bleg=true")}
+_CODE = re.compile(r"\*[123][0-9]{1,16}")
 
 
 def _epoch(value: str) -> float | None:
@@ -112,25 +108,18 @@ class EslCallFeed(LiveCalls):
                 "Available (On Demand)": "ready"}.get(status, "")
 
     def spy(self, *, supervisor: str, agent: str, mode: str, code: str) -> None:
-        if mode not in SPY_FLAGS:
-            raise PbxctlError(f"not a listen mode: {mode!r}")
-        self._checked(supervisor)
-        target = f"{self._checked(agent)}@{DOMAIN}"
+        """As on Asterisk: ring the supervisor's phone into ``code`` in the province's
+        ``supervisors`` context, where the codes exist — the dialplan, not the console,
+        decides what a supervisor may do (``eavesdrop`` on the agent's group)."""
+        if not _CODE.fullmatch(code):  # it goes into an originate string
+            raise PbxctlError(f"not a spy code: {code!r}")
+        head = (f"origination_caller_id_number={code},origination_caller_id_name=pbxctl,"
+                "originate_timeout=30")
         try:
             with self._connect() as esl:
-                # Its leg by the presence id the directory's dial-string gives it (not by
-                # callstate: FreeSWITCH's channel table updates that a while later).
-                legs = [r for r in esl.channels() if r.get("presence_id") == target]
-                if not legs or not _ID.fullmatch(str(legs[0].get("uuid", ""))):
-                    raise PbxctlError(f"{agent} is on no call just now")
-                head = ",".join([f"origination_caller_id_number={code}",
-                                 "origination_caller_id_name=pbxctl",
-                                 "originate_timeout=30", *SPY_FLAGS[mode]])
-                esl.bgapi(f"originate {{{head}}}user/{supervisor}@{DOMAIN} "
-                          f"&eavesdrop({legs[0]['uuid']})")
+                esl.bgapi(f"originate {{{head}}}user/{self._checked(supervisor)}@{DOMAIN} "
+                          f"{code} XML supervisors")
         except PbxctlError as exc:
-            if "on no call" in exc.message:
-                raise
             raise PbxctlError(f"the province PBX is not reachable just now: {exc.message}"
                               ) from None
 

@@ -9,6 +9,7 @@ What happened is read from FreeSWITCH's own events over each site's inbound even
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -369,14 +370,48 @@ def test_each_switch_logs_one_record_per_call_collected_once_the_database_is_bac
         store.close()
 
 
-def test_a_supervisor_whispers_to_an_agent_on_a_call(sites: Sites, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _agent_on_a_call(sites: Sites, tmp_path: Path, *, phone: str, number: str
+                     ) -> Iterator[InboundEsl]:
+    """hz-a001's registered phone talks to a real caller for 8 s; yields the province's event
+    connection (CHANNEL_EXECUTE and pbxctl::spy subscribed) once the agent is bridged, and
+    leaves when the caller and the agent's phone have both ended the call well."""
+    _register(sites, "hz-a001", phone, tmp_path / "hz-a001")
+    uas = _seat_phone(tmp_path / "agent", phone, talk_ms=8000)
+    uas.start()
+    try:
+        with sites.province.esl(timeout=10) as events:
+            events.subscribe("CHANNEL_EXECUTE", "CUSTOM callcenter::info pbxctl::spy")
+            caller = _caller(sites, tmp_path, number)
+            caller.start()
+            try:
+                events.wait_event(lambda e: e.get("CC-Action") == "bridge-agent-start"
+                                  and e.get("CC-Agent") == "hz-a001", timeout=45,
+                                  what="hz-a001 bridged to the caller")
+                yield events
+                assert caller.wait().successful == 1
+            finally:
+                caller.stop()
+        assert uas.wait().successful == 1
+    finally:
+        uas.stop()
+
+
+def _spied(events: InboundEsl) -> tuple[dict[str, str], dict[str, str]]:
+    """The supervisor's pbxctl::spy event and the eavesdrop its channel then runs."""
+    said = events.wait_event(lambda e: e.get("Event-Subclass") == "pbxctl::spy", timeout=30,
+                             what="the supervisor's spy code")
+    spied = events.wait_event(lambda e: e.get("Application") == "eavesdrop", timeout=30,
+                              what="the supervisor's phone eavesdropping")
+    return said, spied
+
+
+def test_the_console_whispers_to_an_agent_on_a_call(sites: Sites, tmp_path: Path) -> None:
     """The console's whisper on a FreeSWITCH province (EslCallFeed.spy): the supervisor's
-    phone is called straight into ``eavesdrop`` on the agent's own leg, with the whisper flag
-    (speak to the agent only), while the agent talks to a real caller."""
-    hz = sites.inv.prefecture("HZ")
-    agent, phone = "hz-a001", "127.201.1.105"
+    phone is originated into *2<ext> in the province's supervisors context, which
+    eavesdrops on hz-a001's call with the whisper flag (speak to the agent only)."""
     sup, sup_phone = "zj-sup01", "127.201.1.106"
-    _register(sites, agent, phone, tmp_path / agent)
+    ext = next(a.extension for a in sites.inv.prefecture("HZ").agents if a.id == "hz-a001")
     _register(sites, sup, sup_phone, tmp_path / sup)
     pbx = str(sites.inv.province.pbx.a)
 
@@ -386,105 +421,51 @@ def test_a_supervisor_whispers_to_an_agent_on_a_call(sites: Sites, tmp_path: Pat
         client.connect()
         return client
 
-    feed = EslCallFeed(connect)
-    uas = _seat_phone(tmp_path / "agent", phone, talk_ms=9000)
     sup_uas = _seat_phone(tmp_path / "sup", sup_phone, talk_ms=2000)
-    uas.start()
     sup_uas.start()
     try:
-        with sites.province.esl(timeout=10) as events:
-            events.subscribe("CHANNEL_EXECUTE", "CUSTOM callcenter::info")  # CUSTOM last
-            caller = _caller(sites, tmp_path, "057188880066")
-            caller.start()
-            try:
-                bridged = events.wait_event(
-                    lambda e: e.get("CC-Action") == "bridge-agent-start"
-                    and e.get("CC-Agent") == agent, timeout=45,
-                    what="the agent bridged to the caller")
-                ext = next(a.extension for a in hz.agents if a.id == agent)
-
-                def listed() -> bool:  # FreeSWITCH's channel table is written a moment later
-                    with sites.province.esl() as esl:
-                        return any(r.get("uuid") == bridged["CC-Agent-UUID"]
-                                   for r in esl.channels())
-
-                wait_until(listed, timeout=10, interval=0.2, what="the agent's leg listed")
-                feed.spy(supervisor=sup, agent=agent, mode="whisper", code=f"*2{ext}")
-                spied = events.wait_event(
-                    lambda e: e.get("Application") == "eavesdrop", timeout=30,
-                    what="the supervisor's phone eavesdropping")
-                assert sup_uas.wait().successful == 1
-                assert caller.wait().successful == 1
-            finally:
-                caller.stop()
-        assert uas.wait().successful == 1
+        with _agent_on_a_call(sites, tmp_path, phone="127.201.1.105",
+                              number="057188880066") as events:
+            EslCallFeed(connect).spy(supervisor=sup, agent="hz-a001", mode="whisper",
+                                     code=f"*2{ext}")
+            said, spied = _spied(events)
+            assert sup_uas.wait().successful == 1
     finally:
-        uas.stop()
         sup_uas.stop()
+    assert (said["Supervisor"], said["Agent"], said["Mode"]) == (sup, "hz-a001", "whisper")
+    assert spied["variable_eavesdrop_require_group"] == "hz-a001"
     assert spied["variable_eavesdrop_whisper_aleg"] == "true", spied
     assert spied.get("variable_eavesdrop_whisper_bleg", "") != "true"
-    assert spied["Application-Data"] == bridged["CC-Agent-UUID"]  # the agent's own leg
-    wait_until(lambda: not listed(), timeout=10, interval=0.2, what="the agent's leg gone")
-    try:
-        feed.spy(supervisor=sup, agent=agent, mode="listen", code=f"*1{ext}")
-    except PbxctlError as exc:
-        assert "on no call" in exc.message
-    else:
-        raise AssertionError("a spy on an agent with no call was placed")
+    with pytest.raises(PbxctlError, match="not a spy code"):
+        EslCallFeed(connect).spy(supervisor=sup, agent="hz-a001", mode="listen",
+                                 code="*1 &system(x)")
 
 
 def test_a_supervisor_dials_the_listen_code_of_an_agent_on_a_call(sites: Sites,
                                                                    tmp_path: Path) -> None:
-    """The supervisors' own code on a FreeSWITCH province: zj-sup01's phone dials *1<ext>
-    (digest auth) and listens to hz-a001's call — eavesdrop on the channel of the agent's
-    group, which mod_callcenter's agent leg carries."""
-    hz = sites.inv.prefecture("HZ")
-    agent, phone = "hz-a001", "127.201.1.107"
+    """The supervisors' own code: zj-sup01's phone dials *1<ext> (digest auth) and listens to
+    hz-a001's call — eavesdrop limited to the agent's group, which mod_callcenter's agent
+    leg carries; no whisper flag."""
     sup = "zj-sup01"
-    ext = next(a.extension for a in hz.agents if a.id == agent)
-    _register(sites, agent, phone, tmp_path / agent)
-    uas = _seat_phone(tmp_path / "agent", phone, talk_ms=8000)
-    uas.start()
-    try:
-        with sites.province.esl(timeout=10) as events:
-            events.subscribe("CHANNEL_EXECUTE", "CUSTOM callcenter::info pbxctl::spy")
-            caller = _caller(sites, tmp_path, "057188880067")
-            caller.start()
-            try:
-                bridged = events.wait_event(
-                    lambda e: e.get("CC-Action") == "bridge-agent-start"
-                    and e.get("CC-Agent") == agent, timeout=45,
-                    what="the agent bridged to the caller")
-                # FreeSWITCH challenges an INVITE as a proxy (407), Asterisk as a UAS (401).
-                text = scenario_path("uac_auth_hold.xml").read_text(encoding="iso-8859-1")
-                dial = tmp_path / "uac_auth_407.xml"
-                dial.write_text(text.replace('<recv response="401" auth="true"/>',
-                                             '<recv response="407" auth="true"/>'),
-                                encoding="iso-8859-1")
-                listener = SippProcess(
-                    scenario=dial, workdir=tmp_path / "sup",
-                    local_ip="127.201.1.108", remote=(str(sites.inv.province.pbx.a), 5060),
-                    service=f"*1{ext}", pause_ms=2000, timeout=30,
-                    keys={"caller": sup, "audio": str(pcap("g711a.pcap"))},
-                    extra_args=("-au", sup, "-ap", sites.secrets.sip[sup]))
-                listener.start()
-                try:
-                    said = events.wait_event(
-                        lambda e: e.get("Event-Subclass") == "pbxctl::spy", timeout=30,
-                        what="the supervisor's listen code")
-                    spied = events.wait_event(
-                        lambda e: e.get("Application") == "eavesdrop", timeout=30,
-                        what="the supervisor's phone eavesdropping")
-                    assert listener.wait().successful == 1
-                finally:
-                    listener.stop()
-                assert caller.wait().successful == 1
-            finally:
-                caller.stop()
-        assert uas.wait().successful == 1
-    finally:
-        uas.stop()
-    assert (said["Agent"], said["Mode"]) == (agent, "listen"), said
-    assert spied["variable_eavesdrop_require_group"] == agent
+    ext = next(a.extension for a in sites.inv.prefecture("HZ").agents if a.id == "hz-a001")
+    # FreeSWITCH challenges an INVITE as a proxy (407), Asterisk as a UAS (401).
+    text = scenario_path("uac_auth_hold.xml").read_text(encoding="iso-8859-1")
+    dial = tmp_path / "uac_auth_407.xml"
+    dial.write_text(text.replace('<recv response="401" auth="true"/>',
+                                 '<recv response="407" auth="true"/>'), encoding="iso-8859-1")
+    with _agent_on_a_call(sites, tmp_path, phone="127.201.1.107",
+                          number="057188880067") as events:
+        listener = SippProcess(
+            scenario=dial, workdir=tmp_path / "sup", local_ip="127.201.1.108",
+            remote=(str(sites.inv.province.pbx.a), 5060), service=f"*1{ext}", pause_ms=2000,
+            timeout=30, keys={"caller": sup, "audio": str(pcap("g711a.pcap"))},
+            extra_args=("-au", sup, "-ap", sites.secrets.sip[sup]))
+        listener.start()
+        try:
+            said, spied = _spied(events)
+            assert listener.wait().successful == 1
+        finally:
+            listener.stop()
+    assert (said["Supervisor"], said["Agent"], said["Mode"]) == (sup, "hz-a001", "listen")
+    assert spied["variable_eavesdrop_require_group"] == "hz-a001"
     assert spied.get("variable_eavesdrop_whisper_aleg", "") != "true"  # listen only
-    assert bridged["CC-Agent-UUID"]  # the leg that carries the group
