@@ -147,12 +147,10 @@ def _listen_fd(args: argparse.Namespace, env: Env) -> int | None:
 
 
 def _esl(got: dict[str, Any]) -> InboundEsl:
-    from pbxctl.pbx.esl_inbound import InboundEsl
+    from pbxctl.pbx.esl_inbound import opened
 
-    client = InboundEsl(host=got["esl_host"], port=got["esl_port"], password=got["esl_secret"],
-                        timeout=5.0, source=got["esl_source"] or None)
-    client.connect()
-    return client
+    return opened(host=got["esl_host"], port=got["esl_port"], password=got["esl_secret"],
+                  source=got["esl_source"] or None)
 
 
 def _ami(got: dict[str, Any]) -> AmiClient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import threading
 from dataclasses import asdict
@@ -148,7 +149,7 @@ DISPATCHER_OPTIONS = (
 def cmd_orders_dispatcher(args: argparse.Namespace, env: Env) -> int:
     """The daemon that calls terminal seats (runs beside the province PBX)."""
     from pbxctl.pbx.ami import AmiClient
-    from pbxctl.pbx.esl_inbound import InboundEsl
+    from pbxctl.pbx.esl_inbound import opened
     from pbxctl.services.order_notifier import AmiDialer, EslDialer, OrderDialer, OrderNotifier
     from pbxctl.services.tts import TtsCache
 
@@ -169,13 +170,8 @@ def cmd_orders_dispatcher(args: argparse.Namespace, env: Env) -> int:
     ami: AmiClient | None = None
     dialer: OrderDialer
     if s["esl_host"]:
-        def connect() -> InboundEsl:
-            client = InboundEsl(host=s["esl_host"], port=s["esl_port"],
-                                password=s["esl_secret"], timeout=5.0,
-                                source=s["esl_source"] or None)
-            client.connect()
-            return client
-
+        connect = functools.partial(opened, host=s["esl_host"], port=s["esl_port"],
+                                    password=s["esl_secret"], source=s["esl_source"] or None)
         connect().close()  # refused or unreachable: say so now, not at the first order
         dialer, via = EslDialer(connect), f"ESL {s['esl_host']}:{s['esl_port']}"
     else:

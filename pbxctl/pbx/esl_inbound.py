@@ -148,3 +148,12 @@ class InboundEsl:
         data = json.loads(self.api("show channels as json") or "{}")
         rows = data.get("rows", [])
         return list(rows) if isinstance(rows, list) else []
+
+
+def opened(*, host: str, port: int, password: str, source: str | None = None,
+           timeout: float = 5.0) -> InboundEsl:
+    """A signed-in client (the callers that want one per action pass this as a factory with
+    functools.partial); the caller closes it."""
+    client = InboundEsl(host=host, port=port, password=password, timeout=timeout, source=source)
+    client.connect()
+    return client

@@ -15,6 +15,7 @@ playback, with the channel's variables) over its inbound event socket."""
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import signal
@@ -39,7 +40,7 @@ from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.lab.sandbox.sipp import SippProcess, scenario_path
 from pbxctl.lab.sandbox.sipp_scenarios import dtmf_scenario, write_scenario
 from pbxctl.lab.site import freeswitch_for
-from pbxctl.pbx.esl_inbound import InboundEsl
+from pbxctl.pbx.esl_inbound import opened
 from pbxctl.services.order_notifier import EslDialer, OrderNotifier
 from pbxctl.services.tts import TtsCache
 from provisioning.inventory import load_inventory
@@ -326,12 +327,9 @@ def test_a_work_order_call_over_the_event_socket_is_accepted_by_the_seat(
                                             created_by="hz-a001").id, actor="hz-a001")
         assert order.seat == seat
 
-        def connect() -> InboundEsl:
-            client = InboundEsl(host=pbx, port=ESL_INBOUND_PORT,
-                                password=stage.secrets.ami["zj-pbx"],
-                                source=str(inv.province.cti.a))
-            client.connect()
-            return client
+        connect = functools.partial(opened, host=pbx, port=ESL_INBOUND_PORT,
+                                    password=stage.secrets.ami["zj-pbx"],
+                                    source=str(inv.province.cti.a))
 
         notifier = OrderNotifier(store=store, inv=inv, dialer=EslDialer(connect),
                                  prompt_dir=province_prompts, tts=TtsCache(root=tts_cache_dir))

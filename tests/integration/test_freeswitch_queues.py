@@ -39,7 +39,7 @@ from pbxctl.lab.sandbox.postgres import PostgresCluster
 from pbxctl.lab.sandbox.sipp import SippProcess, pcap, scenario_path
 from pbxctl.lab.site import freeswitch_for
 from pbxctl.pbx import freeswitch_show as show
-from pbxctl.pbx.esl_inbound import InboundEsl
+from pbxctl.pbx.esl_inbound import InboundEsl, opened
 from provisioning.inventory import load_inventory
 from provisioning.model import Inventory
 from provisioning.render_freeswitch import ESL_INBOUND_PORT
@@ -241,11 +241,8 @@ def test_the_console_pops_the_call_freeswitch_bridged_and_pauses_the_agent(
     set_password(store, login="hz-a001", password_hash=hash_password(password), admin=False)
     pbx = str(sites.inv.province.pbx.a)
 
-    def connect() -> InboundEsl:
-        client = InboundEsl(host=pbx, port=ESL_INBOUND_PORT, password=sites.secrets.ami["zj-pbx"],
-                            source=pbx)
-        client.connect()
-        return client
+    connect = functools.partial(opened, host=pbx, port=ESL_INBOUND_PORT,
+                                password=sites.secrets.ami["zj-pbx"], source=pbx)
 
     deps = ConsoleDeps(store=store, inventory=sites.inv,
                        feed=OrderFeed(store.config.conninfo),
@@ -415,11 +412,8 @@ def test_the_console_whispers_to_an_agent_on_a_call(sites: Sites, tmp_path: Path
     _register(sites, sup, sup_phone, tmp_path / sup)
     pbx = str(sites.inv.province.pbx.a)
 
-    def connect() -> InboundEsl:
-        client = InboundEsl(host=pbx, port=ESL_INBOUND_PORT, password=sites.secrets.ami["zj-pbx"],
-                            source=pbx)
-        client.connect()
-        return client
+    connect = functools.partial(opened, host=pbx, port=ESL_INBOUND_PORT,
+                                password=sites.secrets.ami["zj-pbx"], source=pbx)
 
     sup_uas = _seat_phone(tmp_path / "sup", sup_phone, talk_ms=2000)
     sup_uas.start()
